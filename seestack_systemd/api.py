@@ -1,0 +1,116 @@
+"""The library: the SeeStack SDK's ``start_job`` / ``finish_job``, plus ``monitor``.
+
+It reads the same configuration as the CLI (flags aside) and reports through
+the same core. A delivery failure is logged on the ``seestack_systemd`` logger,
+never raised: the job's own errors and control flow are its own.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional
+
+from . import config as config_mod
+from .heartbeat import Run, check_status
+from .report import deliver
+from .slug import check_slug
+from .state import new_run_id
+
+logger = logging.getLogger("seestack_systemd")
+_overrides: Dict[str, Any] = {}
+_LEVELS = {"error": logging.ERROR, "warning": logging.WARNING, "info": logging.INFO}
+
+
+def configure(**settings: Any) -> None:
+    """Override settings in code, e.g. ``configure(endpoint="https://...", api_key_file="/etc/seestack/key")``.
+
+    Names are the config file's (``endpoint``, ``timeout``, ``deadline``, ``api_key_file``...);
+    ``api_key`` may be given directly here. ``configure()`` with no arguments clears overrides.
+    """
+    known = set(config_mod._SETTINGS) | {"api_key", "api_key_file", "config"}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise ValueError(f"unknown setting(s) {', '.join(unknown)}: known ones are {', '.join(sorted(known))}")
+    if not settings:
+        _overrides.clear()
+    _overrides.update(settings)
+
+
+def _config() -> config_mod.Config:
+    flags = {k: (str(v) if v is not None else None) for k, v in _overrides.items() if k != "api_key"}
+    cfg = config_mod.load(os.environ, flags)
+    if _overrides.get("api_key"):
+        cfg.api_key, cfg.api_key_source = str(_overrides["api_key"]), "configure(api_key=...)"
+    return cfg
+
+
+@dataclass
+class JobHandle:
+    """A started job: its slug, run id and start by both clocks."""
+
+    slug: str
+    run_id: str = field(default_factory=new_run_id)
+    started_at: float = field(default_factory=time.time)
+    started_mono: float = field(default_factory=time.monotonic)
+    finished: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+
+def start_job(slug: str) -> JobHandle:
+    """Start timing a run of monitor ``slug`` (``ValueError`` for an invalid slug)."""
+    return JobHandle(check_slug(slug))
+
+
+def finish_job(handle: JobHandle, status: str, message: Optional[str] = None) -> bool:
+    """Report the run now as ``"success"`` or ``"failed"``; return whether it was delivered.
+
+    Raises ``ValueError`` for a bad status or a handle already finished; delivery
+    problems are logged, never raised.
+    """
+    check_status(status)
+    with handle._lock:
+        if handle.finished:
+            raise ValueError(f"job {handle.slug!r} (run {handle.run_id}) was already finished")
+        handle.finished = True
+    duration = max(0, int(round((time.monotonic() - handle.started_mono) * 1000)))
+    run = Run(handle.slug, status, handle.run_id, time.time(), duration, handle.started_at,
+              message, os.uname().nodename, {"library": {"pid": os.getpid()}})
+    try:
+        return deliver(_config(), run, lambda level, text: logger.log(_LEVELS[level], "%s", text)).delivered
+    except Exception as e:  # noqa: BLE001 - monitoring must never break the job
+        logger.error("seestack: %s: heartbeat not sent: %s", handle.slug, e)
+        return False
+
+
+class monitor:
+    """``with monitor("slug"):`` or ``@monitor("slug")``: reports success, or failed with
+    the exception's type and message, and always re-raises."""
+
+    def __init__(self, slug: str) -> None:
+        self.slug = check_slug(slug)
+        self.handle: Optional[JobHandle] = None
+
+    def __enter__(self) -> JobHandle:
+        self.handle = start_job(self.slug)
+        return self.handle
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if self.handle is not None and not self.handle.finished:
+            if exc_type is None:
+                finish_job(self.handle, "success")
+            else:
+                finish_job(self.handle, "failed", f"{exc_type.__name__}: {exc}")
+        return False
+
+    def __call__(self, func):
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            with monitor(self.slug):
+                return func(*args, **kwargs)
+
+        return wrapper

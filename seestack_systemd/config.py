@@ -1,0 +1,285 @@
+"""Settings and where each came from.
+
+Precedence, highest first: command-line flags, environment (SEESTACK_*), a
+systemd credential (the key only), the config file, built-in defaults.
+The API key is never taken from the command line, and never shown: only its
+source and last four characters.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from typing import Dict, List, Mapping, Optional, Tuple
+
+from .errors import ConfigError
+
+DEFAULT_CONFIG_FILE = "/etc/seestack/seestack.conf"
+SECTION = "seestack"
+CREDENTIAL_NAME = "seestack-api-key"
+ENV_SETTINGS = {
+    "SEESTACK_ENDPOINT": "endpoint",
+    "SEESTACK_STATE_DIR": "state_dir",
+    "SEESTACK_DATA_DIR": "data_dir",
+    "SEESTACK_SPOOL_DIR": "spool_dir",
+    "SEESTACK_TIMEOUT": "timeout",
+    "SEESTACK_DEADLINE": "deadline",
+}
+SUCCESS_MESSAGES = ("last-line", "none")
+_TRUE = ("1", "yes", "true", "on")
+_FALSE = ("0", "no", "false", "off")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """The backend's base URL, split once so transport needs no URL parser."""
+
+    scheme: str
+    host: str
+    port: int
+    path: str  # base path without trailing slash, '' for none
+
+    @property
+    def is_loopback(self) -> bool:
+        if self.host in ("localhost", "::1"):
+            return True
+        parts = self.host.split(".")
+        return len(parts) == 4 and parts[0] == "127" and all(p.isdigit() and int(p) < 256 for p in parts)
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}{self.path}"
+
+
+def parse_endpoint(url: str, allow_insecure_http: bool = False) -> Endpoint:
+    """Split and check an endpoint URL: https://, or http:// to loopback (or when allowed)."""
+    scheme, sep, rest = url.strip().partition("://")
+    scheme = scheme.lower()
+    if not sep or scheme not in ("http", "https"):
+        raise ConfigError(f"endpoint {url!r} is not a URL: use https://HOST[/PATH]")
+    hostport, _, path = rest.partition("/")
+    if "@" in hostport:
+        raise ConfigError(f"endpoint {url!r}: put the API key in api_key_file, not in the URL")
+    if hostport.startswith("["):
+        host, _, port_text = hostport[1:].partition("]")
+        port_text = port_text[1:]
+    else:
+        host, _, port_text = hostport.partition(":")
+    if not host:
+        raise ConfigError(f"endpoint {url!r} has no host name")
+    try:
+        port = int(port_text) if port_text else (443 if scheme == "https" else 80)
+        if not 0 < port < 65536:
+            raise ValueError
+    except ValueError:
+        raise ConfigError(f"endpoint {url!r} has a bad port {port_text!r}") from None
+    base = path.split("?")[0].strip("/")
+    endpoint = Endpoint(scheme, host.lower(), port, "/" + base if base else "")
+    if scheme == "http" and not endpoint.is_loopback and not allow_insecure_http:
+        raise ConfigError(
+            f"endpoint {url!r} uses plain http:// to a non-loopback host, which would send the API key"
+            " unencrypted: use https://, or set allow_insecure_http = yes to accept the risk"
+        )
+    return endpoint
+
+
+@dataclass
+class Config:
+    """Every setting, with ``sources`` naming where each value came from."""
+
+    endpoint: Optional[str] = None
+    timeout: float = 5.0
+    deadline: float = 10.0
+    state_dir: str = "/run/seestack"
+    data_dir: str = "/var/lib/seestack"
+    spool_dir: str = ""  # '' means DATA_DIR/spool
+    spool_max_files: int = 1000
+    spool_max_bytes: int = 10 * 1024 * 1024
+    allow_insecure_http: bool = False
+    ca_file: Optional[str] = None
+    https_proxy: Optional[str] = None
+    no_proxy: Optional[str] = None
+    output_lines: int = 20
+    success_message: str = "last-line"
+    api_key: Optional[str] = field(default=None, repr=False)
+    api_key_source: str = ""
+    config_file: Optional[str] = None
+    sources: Dict[str, str] = field(default_factory=dict)
+    warnings: List[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.spool_dir:
+            self.spool_dir = os.path.join(self.data_dir, "spool")
+
+    def endpoint_parsed(self) -> Endpoint:
+        """The checked endpoint, or ``ConfigError`` saying how to set one."""
+        if not self.endpoint:
+            raise ConfigError(
+                f"no endpoint configured: set endpoint = https://... in {self.config_file or DEFAULT_CONFIG_FILE}"
+                " or SEESTACK_ENDPOINT"
+            )
+        return parse_endpoint(self.endpoint, self.allow_insecure_http)
+
+    def require_key(self) -> str:
+        """The API key, or ``ConfigError`` saying where to put one."""
+        if not self.api_key:
+            raise ConfigError(
+                f"no API key configured: put it in a root-only file named by api_key_file in"
+                f" {self.config_file or DEFAULT_CONFIG_FILE}, or set SEESTACK_API_KEY_FILE"
+            )
+        return self.api_key
+
+    def key_hint(self) -> str:
+        """How ``check`` shows the key: its source and last four characters."""
+        if not self.api_key:
+            return "(not set)"
+        return f"…{self.api_key[-4:]} from {self.api_key_source}" if len(self.api_key) > 8 else f"(set) from {self.api_key_source}"
+
+
+_SETTINGS = {f.name: f for f in fields(Config) if f.name not in ("api_key", "api_key_source", "config_file", "sources", "warnings")}
+
+
+def _convert(name: str, raw: str, where: str):
+    """Turn a text value into the setting's type, or say clearly what is expected."""
+    value = raw.strip()
+    kind = _SETTINGS[name].type
+    try:
+        if name in ("timeout", "deadline"):
+            number = float(value)
+            if not 0 < number <= 3600:
+                raise ValueError
+            return number
+        if kind == "int":
+            number = int(value)
+            if number < 0:
+                raise ValueError
+            return number
+        if kind == "bool":
+            if value.lower() in _TRUE:
+                return True
+            if value.lower() in _FALSE:
+                return False
+            raise ValueError
+        if name == "success_message" and value not in SUCCESS_MESSAGES:
+            raise ValueError
+    except ValueError:
+        expected = {
+            "timeout": "a number of seconds greater than 0, e.g. 5",
+            "deadline": "a number of seconds greater than 0, e.g. 10",
+            "bool": "yes or no",
+            "int": "a whole number of 0 or more",
+            "success_message": "last-line or none",
+        }
+        what = expected.get(name) or expected.get(kind, "another value")
+        raise ConfigError(f"{where}: {name} = {value!r} is not valid: expected {what}") from None
+    if name in ("state_dir", "data_dir", "spool_dir", "ca_file") and value and not value.startswith("/"):
+        raise ConfigError(f"{where}: {name} = {value!r} must be an absolute path")
+    return value or None
+
+
+def _warn_if_exposed(path: str, st: os.stat_result, warnings: List[str]) -> None:
+    import stat
+
+    if stat.S_ISREG(st.st_mode) and st.st_mode & 0o044:
+        warnings.append(f"{path} is readable by group or others and may hold the API key; fix: chmod 600 {path}")
+
+
+def _read_text(path: str, warnings: List[str]) -> str:
+    with open(path, "rb") as f:
+        _warn_if_exposed(path, os.fstat(f.fileno()), warnings)
+        data = f.read()
+    return data.decode("utf-8", "replace")
+
+
+def _read_key_file(path: str, source: str, warnings: List[str]) -> str:
+    try:
+        key = _read_text(path, warnings).strip()
+    except OSError as e:
+        raise ConfigError(f"cannot read the API key file {path} ({source}): {e.strerror}") from None
+    if not key or "\n" in key:
+        raise ConfigError(f"the API key file {path} ({source}) must hold the key alone on one line")
+    return key
+
+
+def _parse_file(path: str, text: str) -> Dict[str, str]:
+    import configparser
+
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read_string(text, source=path)
+    except configparser.Error as e:
+        first = str(e).splitlines()[0]
+        raise ConfigError(f"{path} is not a valid INI file: {first}; settings go under a [{SECTION}] line") from None
+    if not parser.has_section(SECTION):
+        if parser.sections():
+            raise ConfigError(f"{path} has no [{SECTION}] section: put the settings under a [{SECTION}] line")
+        return {}
+    return dict(parser.items(SECTION))
+
+
+def load(environ: Mapping[str, str], flags: Optional[Mapping[str, Optional[str]]] = None, with_key: bool = True) -> Config:
+    """Build the configuration from ``flags`` (setting name -> text, plus ``config`` and
+    ``api_key_file``), ``environ`` and the config file. ``with_key=False`` is for
+    ``start``: it needs only the state directory, so the file is parsed only when it
+    mentions one, and no key is read."""
+    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    warnings: List[str] = []
+    values: Dict[str, object] = {}
+    sources: Dict[str, str] = {}
+
+    explicit = flags.get("config") or environ.get("SEESTACK_CONFIG")
+    path = explicit or DEFAULT_CONFIG_FILE
+    file_values: Dict[str, str] = {}
+    try:
+        text = _read_text(path, warnings)
+    except FileNotFoundError:
+        if explicit:
+            raise ConfigError(f"config file {path} does not exist; create it or fix SEESTACK_CONFIG/--config") from None
+        text = ""
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
+    if text and (with_key or "state_dir" in text):
+        file_values = _parse_file(path, text)
+    for name, raw in file_values.items():
+        if name in _SETTINGS:
+            values[name], sources[name] = _convert(name, raw, path), f"config file {path}"
+        elif name not in ("api_key", "api_key_file"):
+            warnings.append(f"{path}: unknown setting {name!r} ignored")
+    for var, name in ENV_SETTINGS.items():
+        if environ.get(var):
+            values[name], sources[name] = _convert(name, environ[var], f"${var}"), f"environment ${var}"
+    for name, raw in flags.items():
+        if name in _SETTINGS:
+            values[name], sources[name] = _convert(name, raw, f"--{name.replace('_', '-')}"), "command line"
+    config = Config(**values)  # type: ignore[arg-type]
+    config.config_file = path if text else None
+    config.sources = sources
+    config.warnings = warnings
+    if with_key:
+        config.api_key, config.api_key_source = _find_key(environ, flags, file_values, path, warnings)
+    return config
+
+
+def _find_key(
+    environ: Mapping[str, str], flags: Mapping[str, str], file_values: Mapping[str, str], path: str, warnings: List[str]
+) -> Tuple[Optional[str], str]:
+    if flags.get("api_key_file"):
+        return _read_key_file(flags["api_key_file"], "--api-key-file", warnings), f"--api-key-file {flags['api_key_file']}"
+    if environ.get("SEESTACK_API_KEY"):
+        return environ["SEESTACK_API_KEY"].strip(), "environment $SEESTACK_API_KEY"
+    if environ.get("SEESTACK_API_KEY_FILE"):
+        key_path = environ["SEESTACK_API_KEY_FILE"]
+        return _read_key_file(key_path, "$SEESTACK_API_KEY_FILE", warnings), f"file {key_path} ($SEESTACK_API_KEY_FILE)"
+    if environ.get("CREDENTIALS_DIRECTORY"):
+        cred = os.path.join(environ["CREDENTIALS_DIRECTORY"], CREDENTIAL_NAME)
+        if os.path.exists(cred):
+            # systemd already restricts credentials to the unit: no mode warning.
+            return _read_key_file(cred, "systemd credential", []), f"systemd credential {CREDENTIAL_NAME}"
+    if file_values.get("api_key") and file_values.get("api_key_file"):
+        raise ConfigError(f"{path} sets both api_key and api_key_file: keep only api_key_file")
+    if file_values.get("api_key_file"):
+        key_path = file_values["api_key_file"].strip()
+        return _read_key_file(key_path, f"api_key_file in {path}", warnings), f"file {key_path} (api_key_file in {path})"
+    if file_values.get("api_key"):
+        return file_values["api_key"].strip(), f"api_key in {path}"
+    return None, ""

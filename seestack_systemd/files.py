@@ -1,0 +1,106 @@
+"""Private files written by a root-run hook: atomic, never through a planted symlink.
+
+Every path handed in here is built from validated parts (slugs, invocation ids),
+and the directories are checked before use: a directory that root does not own,
+or that others can write to, could let someone else swap files under the hook.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from .errors import StateError
+
+# A record or spooled heartbeat is a few KiB; anything far larger is not ours.
+MAX_FILE_BYTES = 1 << 20
+_O_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | getattr(os, "O_NOATIME", 0)
+
+
+def secure_dir(path: str, create: bool = True) -> str:
+    """Return ``path`` after checking it is a real directory owned by us and not
+    writable by others; create it 0700 (parents 0755) when missing and ``create``."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        if not create:
+            raise StateError(f"{path} does not exist")
+        try:
+            parent = os.path.dirname(path.rstrip("/"))
+            if parent and not os.path.isdir(parent):
+                os.makedirs(parent, 0o755, exist_ok=True)
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            pass
+        except OSError as e:
+            raise StateError(f"cannot create directory {path}: {e.strerror}; check that its parent is writable") from None
+        st = os.lstat(path)
+    except OSError as e:
+        raise StateError(f"cannot use directory {path}: {e.strerror}") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise StateError(f"{path} is not a directory (a symlink or file is in its place): remove it, it is recreated")
+    if st.st_uid != os.geteuid():
+        raise StateError(f"refusing {path}: it is owned by uid {st.st_uid}, not {os.geteuid()}; fix: chown {os.geteuid()} {path}")
+    if st.st_mode & 0o022:
+        raise StateError(f"refusing {path}: others can write to it; fix: chmod 700 {path}")
+    return path
+
+
+def atomic_write(directory: str, name: str, data: bytes, durable: bool = False, mode: int = 0o600) -> str:
+    """Write ``data`` to ``directory/name`` (``mode``, default 0600) via an O_EXCL temporary file and
+    rename, so readers see the old file or the new one, never half. ``durable`` fsyncs
+    file and directory, for what must survive a power loss (the spool)."""
+    final = os.path.join(directory, name)
+    tmp = os.path.join(directory, f".{name}.{os.urandom(6).hex()}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    except OSError as e:
+        raise StateError(f"cannot write in {directory}: {e.strerror}") from None
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fchmod(fd, mode)  # the umask must not loosen or tighten it
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, final)
+    except OSError as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise StateError(f"cannot write {final}: {e.strerror}") from None
+    if durable:
+        dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    return final
+
+
+def read_private(path: str) -> bytes:
+    """Read a file we wrote: not through a symlink, only a regular file of ours."""
+    try:
+        fd = os.open(path, _O_READ)
+    except OSError as e:
+        if e.errno == 40:  # ELOOP: the name is a symlink someone planted
+            raise StateError(f"refusing {path}: it is a symlink") from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
+            raise StateError(f"refusing {path}: not a regular file owned by uid {os.geteuid()}")
+        if st.st_size > MAX_FILE_BYTES:
+            raise StateError(f"refusing {path}: {st.st_size} bytes is too large to be ours")
+        chunks = []
+        while True:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+    finally:
+        os.close(fd)

@@ -1,0 +1,83 @@
+"""One run of a job as the heartbeat the ingest contract describes (seestack-ingest-api.md)."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from . import __version__
+
+MESSAGE_LIMIT_BYTES = 4096
+TRUNCATION_MARK = "…[truncated]"
+STATUSES = ("success", "failed")
+SDK = {"name": "seestack-systemd", "version": __version__}
+
+# Control characters other than newline and tab would garble an alert or a terminal.
+_CONTROL = dict.fromkeys(c for c in range(32) if c not in (9, 10))
+_CONTROL[127] = None
+
+
+@dataclass
+class Run:
+    """What is known about one finished run; ``body()`` turns it into the wire format."""
+
+    slug: str
+    status: str
+    run_id: str
+    finished_at: float
+    duration_ms: Optional[int] = None
+    started_at: Optional[float] = None
+    message: Optional[str] = None
+    host: Optional[str] = None
+    source: dict = field(default_factory=dict)
+
+
+def check_status(status: str) -> str:
+    """Return ``status`` when it is one the contract knows, else raise ``ValueError``."""
+    if status not in STATUSES:
+        raise ValueError(f"invalid status {status!r}: use 'success' or 'failed'")
+    return status
+
+
+def rfc3339(timestamp: float) -> str:
+    """Format a Unix time as RFC 3339 UTC with milliseconds, e.g. ``2026-11-24T23:43:46.123Z``."""
+    millis = int(round(timestamp * 1000))
+    seconds, ms = divmod(millis, 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{ms:03d}Z"
+
+
+def clean_message(text: Any, limit: int = MESSAGE_LIMIT_BYTES) -> str:
+    """Make ``text`` safe to send: valid UTF-8, no control characters but newline and
+    tab, at most ``limit`` bytes, cut on a character boundary and marked ``…[truncated]``."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    text = str(text).encode("utf-8", "replace").decode("utf-8").translate(_CONTROL)
+    data = text.encode("utf-8")
+    if len(data) <= limit:
+        return text
+    room = limit - len(TRUNCATION_MARK.encode("utf-8"))
+    # errors="ignore" drops the partial multi-byte character left at the cut.
+    return data[:room].decode("utf-8", "ignore") + TRUNCATION_MARK
+
+
+def body(run: Run) -> bytes:
+    """The request body for ``run``: compact UTF-8 JSON, optional fields only when known."""
+    doc: dict = {
+        "slug": run.slug,
+        "status": run.status,
+        "durationMs": run.duration_ms,
+        "runId": run.run_id,
+        "finishedAt": rfc3339(run.finished_at),
+    }
+    if run.started_at is not None:
+        doc["startedAt"] = rfc3339(run.started_at)
+    if run.message:
+        doc["message"] = clean_message(run.message)
+    if run.host:
+        doc["host"] = run.host
+    if run.source:
+        doc["source"] = run.source
+    doc["sdk"] = SDK
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")

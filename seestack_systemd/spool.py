@@ -1,0 +1,163 @@
+"""Heartbeats that could not be delivered yet, kept on disk for replay.
+
+One file per heartbeat, named so that names sort oldest first, holding the
+Idempotency-Key on its first line and then the exact request body: a replay is
+byte-identical and keeps the run's real ``finishedAt``. Senders claim a file
+with ``flock`` so a hook and the flush timer never send one file at once.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from dataclasses import dataclass
+from typing import Callable, List, Optional, Tuple
+
+from .errors import StateError
+from .files import atomic_write, secure_dir
+from .transport import Connection, CertificateError, classify
+
+SUFFIX = ".heartbeat"
+
+
+@dataclass
+class FlushResult:
+    """What a flush did: sent (or found already accepted), dropped as refused, left."""
+
+    sent: int = 0
+    dropped: int = 0
+    left: int = 0
+    stopped_by: str = ""  # why it stopped early, '' when the spool was emptied
+
+
+def entries(spool_dir: str) -> List[str]:
+    """Spooled file names, oldest first ([] when there is no spool yet)."""
+    try:
+        return sorted(n for n in os.listdir(spool_dir) if n.endswith(SUFFIX))
+    except FileNotFoundError:
+        return []
+
+
+def put(spool_dir: str, run_id: str, body: bytes, finished_at: float, max_files: int, max_bytes: int) -> int:
+    """Spool one heartbeat durably; drop the oldest beyond the bounds. Returns how many were dropped."""
+    secure_dir(spool_dir)
+    name = f"{int(finished_at * 1000):013d}-{run_id}{SUFFIX}"
+    atomic_write(spool_dir, name, run_id.encode("ascii") + b"\n" + body, durable=True)
+    names = entries(spool_dir)
+    sizes = []
+    for n in names:
+        try:
+            sizes.append(os.lstat(os.path.join(spool_dir, n)).st_size)
+        except OSError:
+            sizes.append(0)
+    dropped = 0
+    total = sum(sizes)
+    while names and (len(names) > max(1, max_files) or (total > max_bytes and len(names) > 1)):
+        _unlink(os.path.join(spool_dir, names.pop(0)))
+        total -= sizes.pop(0)
+        dropped += 1
+    return dropped
+
+
+def stats(spool_dir: str, now: Optional[float] = None) -> Tuple[int, Optional[float]]:
+    """(how many heartbeats wait, age in seconds of the oldest one or None)."""
+    names = entries(spool_dir)
+    if not names:
+        return 0, None
+    oldest_ms = names[0].split("-", 1)[0]
+    age = (now or time.time()) - int(oldest_ms) / 1000 if oldest_ms.isdigit() else None
+    return len(names), age
+
+
+def flush(spool_dir: str, conn: Connection, deadline_at: float, log: Callable[[str, str], None]) -> FlushResult:
+    """Replay spooled heartbeats oldest first, one attempt each, until the spool is
+    empty, ``deadline_at`` comes, or the backend fails temporarily (it is down:
+    the rest would fail too)."""
+    result = FlushResult()
+    names = entries(spool_dir)
+    if not names:
+        return result
+    try:
+        secure_dir(spool_dir, create=False)
+    except StateError as e:
+        log("error", f"spool not replayed: {e}")
+        result.left, result.stopped_by = len(names), str(e)
+        return result
+    for index, name in enumerate(names):
+        if time.monotonic() >= deadline_at:
+            result.stopped_by = "out of time"
+        else:
+            result.stopped_by = _replay_one(os.path.join(spool_dir, name), conn, deadline_at, result, log)
+        if result.stopped_by:
+            result.left = len(names) - index
+            break
+    return result
+
+
+def _replay_one(path: str, conn: Connection, deadline_at: float, result: FlushResult, log) -> str:
+    """Send one spooled file; '' to go on with the next, or why to stop."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return ""  # someone else sent it
+    except OSError as e:
+        log("error", f"cannot open spooled heartbeat {path}: {e.strerror}; removing it")
+        _unlink(path)
+        return ""
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return ""  # claimed by a concurrent sender
+        st = os.fstat(fd)
+        if st.st_nlink == 0:
+            return ""  # sent and removed while we waited
+        if st.st_uid != os.geteuid() or st.st_size > 1 << 20:
+            log("error", f"removing {path}: not a spooled heartbeat of ours")
+            _unlink(path)
+            return ""
+        data = os.read(fd, st.st_size)
+        run_id, _, body = data.partition(b"\n")
+        if not body or len(run_id) != 36:
+            log("error", f"removing corrupt spooled heartbeat {path}")
+            _unlink(path)
+            result.dropped += 1
+            return ""
+        try:
+            status, _, reply = conn.post(body, run_id.decode("ascii", "replace"), deadline_at)
+        except CertificateError as e:
+            return str(e)
+        except (OSError, TimeoutError) as e:
+            return f"backend unreachable ({e})"
+        slug = _slug_of(body)
+        delivery = classify(status, reply, slug, conn.target.key_source)
+        if delivery.delivered:
+            _unlink(path)
+            result.sent += 1
+            return ""
+        if delivery.outcome == "temporary" or status in (401, 403):
+            # Down, or a key problem that affects every heartbeat: keep them for later.
+            return delivery.detail
+        log("error", f"dropping spooled heartbeat for {slug}: {delivery.detail}")
+        _unlink(path)
+        result.dropped += 1
+        return ""
+    finally:
+        os.close(fd)
+
+
+def _slug_of(body: bytes) -> str:
+    import json
+
+    try:
+        return str(json.loads(body).get("slug", "?"))
+    except (ValueError, AttributeError):
+        return "?"
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass

@@ -1,0 +1,120 @@
+"""Start records: what ``start`` leaves for ``finish`` in STATE_DIR/SLUG/ID.json.
+
+ID is the unit's $INVOCATION_ID (``manual`` outside systemd), so parallel
+instances of one template unit never share a record. This module runs before
+every job: it imports nothing heavier than ``os`` (the record is written
+without the json module, its fields being a UUID, hex and numbers).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+from .errors import StateError
+from .files import atomic_write, read_private, secure_dir
+
+MANUAL_ID = "manual"
+BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
+_HEX = frozenset("0123456789abcdef")
+
+
+@dataclass
+class StartRecord:
+    """When a run started, by both clocks, and the run id its heartbeat will carry."""
+
+    run_id: str
+    invocation_id: str
+    wall: float
+    mono: float
+    boot_id: str
+
+    def duration_ms(self, now_wall: float, now_mono: float, boot_id: str) -> int:
+        """Monotonic time when still on the same boot (immune to clock steps), else wall."""
+        elapsed = now_mono - self.mono if boot_id and boot_id == self.boot_id else now_wall - self.wall
+        return max(0, int(round(elapsed * 1000)))
+
+
+def new_run_id() -> str:
+    """A random (version 4) UUID, without importing ``uuid`` on the hot path."""
+    b = bytearray(os.urandom(16))
+    b[6] = (b[6] & 0x0F) | 0x40
+    b[8] = (b[8] & 0x3F) | 0x80
+    h = b.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def current_boot_id() -> str:
+    """This boot's id, or '' where /proc does not say."""
+    try:
+        with open(BOOT_ID_PATH) as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def record_id(invocation_id: Optional[str]) -> str:
+    """The record's file id: a systemd invocation id (32 hex digits), or ``manual``."""
+    if not invocation_id:
+        return MANUAL_ID
+    if len(invocation_id) != 32 or not _HEX.issuperset(invocation_id):
+        raise StateError(f"invalid INVOCATION_ID {invocation_id[:40]!r}: expected 32 hex digits as systemd sets it")
+    return invocation_id
+
+
+def new_record(invocation_id: Optional[str]) -> StartRecord:
+    """A start record for a run starting now."""
+    return StartRecord(new_run_id(), record_id(invocation_id), time.time(), time.monotonic(), current_boot_id())
+
+
+def save(state_dir: str, slug: str, record: StartRecord) -> str:
+    """Write ``record`` for ``slug`` (a validated slug) atomically; return its path."""
+    directory = secure_dir(os.path.join(secure_dir(state_dir), slug))
+    text = (
+        f'{{"runId":"{record.run_id}","invocationId":"{record.invocation_id}",'
+        f'"startedAt":{record.wall!r},"monotonic":{record.mono!r},"bootId":"{record.boot_id}"}}\n'
+    )
+    return atomic_write(directory, record.invocation_id + ".json", text.encode())
+
+
+def take(state_dir: str, slug: str, invocation_id: Optional[str]) -> Tuple[Optional[StartRecord], Optional[str]]:
+    """Read and remove this invocation's record. Returns ``(record, None)``, or
+    ``(None, why)`` when there is none or it is unusable (then it is removed too)."""
+    import json
+
+    directory = os.path.join(state_dir, slug)
+    path = os.path.join(directory, record_id(invocation_id) + ".json")
+    missing = f"no start record for {slug} (was 'seestack-hook start {slug}' run for this invocation?)"
+    try:
+        secure_dir(state_dir, create=False)
+        secure_dir(directory, create=False)
+    except StateError as e:
+        # Nothing is removed through a directory we do not trust.
+        return None, missing if not os.path.lexists(directory) else str(e)
+    try:
+        raw = read_private(path)
+    except FileNotFoundError:
+        return None, missing
+    except (OSError, StateError) as e:
+        _remove(path)
+        return None, f"ignoring start record {path}: {e}"
+    _remove(path)
+    try:
+        doc = json.loads(raw)
+        record = StartRecord(
+            str(doc["runId"]), str(doc["invocationId"]), float(doc["startedAt"]), float(doc["monotonic"]), str(doc["bootId"])
+        )
+        if len(record.run_id) != 36:
+            raise ValueError("bad runId")
+    except (ValueError, KeyError, TypeError) as e:
+        return None, f"ignoring corrupt start record {path}: {e}"
+    return record, None
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass

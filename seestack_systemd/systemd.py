@@ -1,0 +1,255 @@
+"""What systemd tells an ExecStopPost= hook, turned into a finished Run.
+
+systemd sets $SERVICE_RESULT, $EXIT_CODE and $EXIT_STATUS for ExecStopPost=;
+the unit's journal holds its output and ``systemctl show`` its timer. Both
+are read through ``subprocess.run`` with argument lists (passed in, so tests
+can point them at a real systemd in a container or leave them out).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Mapping, Optional
+
+from .config import Config
+from .heartbeat import MESSAGE_LIMIT_BYTES, Run
+from .state import StartRecord, current_boot_id
+
+# The journal can get a job's last lines a little after its exit: re-read until
+# two reads agree, waiting this long between reads, at most this many times.
+JOURNAL_SETTLE_S = 0.05
+JOURNAL_MAX_READS = 6
+SYSTEMCTL_TIMEOUT_S = 2.0
+
+# Linux signal numbers, for when $EXIT_STATUS is a number rather than a name.
+SIGNAL_NAMES = {
+    1: "HUP", 2: "INT", 3: "QUIT", 4: "ILL", 5: "TRAP", 6: "ABRT", 7: "BUS", 8: "FPE", 9: "KILL", 10: "USR1",
+    11: "SEGV", 12: "USR2", 13: "PIPE", 14: "ALRM", 15: "TERM", 24: "XCPU", 25: "XFSZ", 31: "SYS",
+}
+# systemd's own exit statuses (systemd.exec(5)) for the ways a job can fail to start.
+EXEC_STATUSES = {
+    200: "CHDIR: the working directory could not be entered",
+    203: "EXEC: the command could not be executed; is the binary missing or not executable?",
+    204: "STDOUT: standard output could not be set up",
+    206: "NICE", 209: "STDIN: standard input could not be set up",
+    210: "CHROOT", 214: "SETSCHEDULER", 216: "GROUP: the group could not be found",
+    217: "USER: the user could not be found",
+    218: "CAPABILITIES", 222: "RUNTIME_DIRECTORY", 225: "KEYRING", 226: "NAMESPACE: the sandbox could not be set up",
+    227: "NO_NEW_PRIVILEGES", 228: "SECCOMP", 233: "STATE_DIRECTORY", 238: "LOGS_DIRECTORY",
+    243: "CREDENTIALS: a credential could not be loaded",
+}
+RESULT_WORDS = {
+    "timeout": "ran past its time limit",
+    "watchdog": "the watchdog timed out",
+    "resources": "systemd could not set up its resources",
+    "oom-kill": "the out-of-memory killer stopped it",
+    "start-limit-hit": "started too often; systemd refused to start it",
+    "protocol": "broke the service start-up protocol",
+    "exec-condition": "its ExecCondition= said no",
+    "core-dump": "dumped core",
+}
+
+Runner = Callable[..., subprocess.CompletedProcess]
+
+
+@dataclass
+class StopEnv:
+    """The unit's view of how this run ended, as ExecStopPost= sees it."""
+
+    unit: Optional[str]
+    invocation_id: Optional[str]
+    service_result: Optional[str]
+    exit_code: Optional[str]
+    exit_status: Optional[str]
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str], unit: Optional[str]) -> "StopEnv":
+        return cls(
+            unit,
+            environ.get("INVOCATION_ID") or None,
+            environ.get("SERVICE_RESULT") or None,
+            environ.get("EXIT_CODE") or None,
+            environ.get("EXIT_STATUS") or None,
+        )
+
+
+def signal_name(value: str) -> str:
+    """``KILL`` or ``9`` -> ``SIGKILL``; a number that is no signal stays ``signal 99``."""
+    if value.isdigit():
+        name = SIGNAL_NAMES.get(int(value))
+        return f"SIG{name}" if name else f"signal {value}"
+    return value if value.startswith("SIG") else f"SIG{value}"
+
+
+def how_it_ended(exit_code: Optional[str], exit_status: Optional[str]) -> str:
+    """``exited with status 1``, ``killed by SIGKILL``, ``dumped core after SIGSEGV``."""
+    if not exit_code:
+        return ""
+    status = exit_status or "?"
+    if exit_code == "exited":
+        text = f"exited with status {status}"
+        if status.isdigit() and int(status) in EXEC_STATUSES:
+            text += f" ({EXEC_STATUSES[int(status)]})"
+        return text
+    if exit_code == "killed":
+        return f"killed by {signal_name(status)}"
+    if exit_code == "dumped":
+        return f"dumped core after {signal_name(status)}"
+    return f"{exit_code} {status}"
+
+
+def summary(env: StopEnv) -> str:
+    """One line for an alert: ``exit-code: exited with status 1``, ``signal: killed by SIGKILL``."""
+    result = env.service_result or "failed"
+    ended = how_it_ended(env.exit_code, env.exit_status)
+    words = RESULT_WORDS.get(result)
+    if words and ended and result != "core-dump":
+        return f"{result}: {words}, {ended}"
+    return f"{result}: {ended or words or 'the run failed'}"
+
+
+def show(units: List[str], properties: List[str], run: Runner = subprocess.run) -> List[Dict[str, str]]:
+    """``systemctl show`` for several units in one call; one dict per unit ({} on failure)."""
+    try:
+        out = run(
+            ["systemctl", "show", "--no-pager", "-p", ",".join(properties), "--", *units],
+            capture_output=True, text=True, timeout=SYSTEMCTL_TIMEOUT_S,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return [{} for _ in units]
+    blocks = out.split("\n\n")
+    result = []
+    for i in range(len(units)):
+        props: Dict[str, str] = {}
+        for line in blocks[i].splitlines() if i < len(blocks) else ():
+            key, _, value = line.partition("=")
+            props[key] = value
+        result.append(props)
+    return result
+
+
+def unit_facts(unit: str, run: Runner = subprocess.run) -> Dict[str, str]:
+    """The unit's invocation, start timestamps and triggering timer (with its schedule)."""
+    base = unit.rsplit(".", 1)[0]
+    guess = base + ".timer"
+    props = ["Id", "InvocationID", "TriggeredBy", "InactiveExitTimestampMonotonic",
+             "ExecMainStartTimestampMonotonic", "TimersCalendar", "TimersMonotonic"]
+    own, timer = show([unit, guess], props, run)
+    trigger = next((t for t in own.get("TriggeredBy", "").split() if t.endswith(".timer")), "")
+    if trigger and trigger != guess:
+        timer = show([trigger], props, run)[0]
+    facts = {k: own[k] for k in props[:5] if own.get(k)}
+    if trigger:
+        facts["trigger"] = trigger
+        schedule = _schedule(timer)
+        if schedule:
+            facts["schedule"] = schedule
+    return facts
+
+
+def _schedule(timer: Dict[str, str]) -> str:
+    """``OnCalendar=*-*-* 02:00:00`` from systemctl's ``{ OnCalendar=... ; next_elapse=... }``."""
+    found = []
+    for key in ("TimersCalendar", "TimersMonotonic"):
+        for entry in timer.get(key, "").split("}"):
+            entry = entry.strip(" {")
+            if entry:
+                found.append(entry.split(";")[0].strip())
+    return "; ".join(found)
+
+
+def journal_tail(invocation_id: str, lines: int, run: Runner = subprocess.run, sleep=time.sleep) -> List[str]:
+    """The last ``lines`` lines this invocation wrote, read until the journal has settled."""
+    argv = ["journalctl", f"_SYSTEMD_INVOCATION_ID={invocation_id}", "-o", "cat", "--no-pager", "-q", "-n", str(lines)]
+    previous = None
+    for _ in range(JOURNAL_MAX_READS):
+        try:
+            out = run(argv, capture_output=True, timeout=SYSTEMCTL_TIMEOUT_S).stdout.decode("utf-8", "replace")
+        except (OSError, subprocess.SubprocessError):
+            return []
+        if out == previous:
+            break
+        previous = out
+        sleep(JOURNAL_SETTLE_S)
+    return (previous or "").splitlines()
+
+
+def tail_within(head: str, lines: List[str], limit: int = MESSAGE_LIMIT_BYTES) -> str:
+    """``head`` then as many of the *last* ``lines`` as fit in ``limit`` bytes: the end of
+    a job's output says why it failed, so that is what is kept."""
+    room = limit - len(head.encode("utf-8")) - 1
+    kept: List[str] = []
+    for line in reversed(lines):
+        data = line.encode("utf-8")
+        if len(data) + 1 > room:
+            if not kept and room > 64:
+                # One huge last line: its end is still the part worth reading.
+                kept.append("…" + data[-(room - 4):].decode("utf-8", "ignore"))
+            break
+        kept.append(line)
+        room -= len(data) + 1
+    return "\n".join([head, *reversed(kept)]) if kept else head
+
+
+def finished_run(
+    slug: str,
+    env: StopEnv,
+    record: Optional[StartRecord],
+    config: Config,
+    status: Optional[str] = None,
+    host: Optional[str] = None,
+    run: Runner = subprocess.run,
+) -> Run:
+    """The heartbeat for a run that just stopped: status from $SERVICE_RESULT (``status``
+    when outside systemd), duration from the start record or else from systemd, a
+    message a person reads in an alert, and the ``source.systemd`` context."""
+    now_wall, now_mono = time.time(), time.monotonic()
+    if env.service_result:
+        status = "success" if env.service_result == "success" else "failed"
+    status = status or "success"
+    facts = unit_facts(env.unit, run) if env.unit and env.invocation_id else {}
+
+    duration = started_at = None
+    if record:
+        duration = record.duration_ms(now_wall, now_mono, current_boot_id())
+        started_at = record.wall
+    elif facts.get("InvocationID") == env.invocation_id:
+        # Our ExecStartPre= never ran (an earlier one failed): systemd knows the start.
+        start_us = facts.get("InactiveExitTimestampMonotonic") or facts.get("ExecMainStartTimestampMonotonic")
+        if start_us and start_us.isdigit() and int(start_us) > 0:
+            elapsed = max(0.0, now_mono - int(start_us) / 1e6)
+            duration, started_at = int(round(elapsed * 1000)), now_wall - elapsed
+
+    output: List[str] = []
+    wants_output = config.output_lines if status == "failed" else (1 if config.success_message == "last-line" else 0)
+    if wants_output and env.invocation_id and env.unit:
+        output = journal_tail(env.invocation_id, wants_output, run)
+    if status == "failed":
+        message = tail_within(summary(env) if env.service_result else "failed", output)
+    else:
+        message = output[-1] if output else None
+
+    source: Dict[str, object] = {}
+    if env.unit:
+        systemd: Dict[str, str] = {"unit": env.unit}
+        for key, value in (("invocationId", env.invocation_id), ("serviceResult", env.service_result),
+                           ("exitCode", env.exit_code), ("exitStatus", env.exit_status),
+                           ("trigger", facts.get("trigger")), ("schedule", facts.get("schedule"))):
+            if value:
+                systemd[key] = value
+        source["systemd"] = systemd
+    run_id = record.run_id if record else _run_id_for(env)
+    return Run(slug, status, run_id, now_wall, duration, started_at, message, host, source)
+
+
+def _run_id_for(env: StopEnv) -> str:
+    """Without a start record the invocation id (a UUID's 128 bits) still names the run
+    uniquely, so a replayed heartbeat keeps one id; outside systemd a new one."""
+    from .state import new_run_id
+
+    i = env.invocation_id
+    if i and len(i) == 32:
+        return f"{i[:8]}-{i[8:12]}-{i[12:16]}-{i[16:20]}-{i[20:]}"
+    return new_run_id()
