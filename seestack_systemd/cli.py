@@ -159,7 +159,8 @@ def build_parser():
     p.add_argument("slug")
     p.add_argument("--success-exit", default="0", metavar="CODES",
                    help="exit codes that count as success, comma-separated (default 0)")
-    p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS...]")
+    p.add_argument("cmd", nargs="*", metavar="-- COMMAND [ARGS...]",
+                   help="the command to run; put -- before it so its options stay its own")
 
     p = command("check", "validate the configuration and show where each setting comes from")
     p.add_argument("--send", metavar="SLUG", help="also send a success heartbeat for SLUG")
@@ -196,7 +197,14 @@ def parse(argv: Sequence[str]) -> Dict[str, object]:
     fast = fast_parse(argv)
     if fast is not None:
         return fast
+    command: List[str] = []
+    if argv and argv[0] == "run" and "--" in argv:
+        # Everything after '--' is the job's; options may stand before or after the slug.
+        split = list(argv).index("--")
+        argv, command = list(argv[:split]), list(argv[split + 1:])
     ns = vars(build_parser().parse_args(argv))
+    if command:
+        ns["cmd"] = command
     ns["settings"] = {name: ns.pop(name, None) for _, name, _ in COMMON_OPTIONS}
     return ns
 
@@ -259,8 +267,6 @@ def cmd_run(opts, environ, out: Output) -> int:
 
     slug = check_slug(opts["slug"])
     cmd = list(opts["cmd"])
-    if cmd and cmd[0] == "--":
-        cmd = cmd[1:]
     if not cmd:
         raise UsageError("run needs a command: seestack-hook run SLUG -- COMMAND [ARGS...]")
     try:
@@ -269,6 +275,8 @@ def cmd_run(opts, environ, out: Output) -> int:
         raise UsageError(f"--success-exit {opts['success_exit']!r}: use exit codes separated by commas, e.g. 0,24") from None
     try:
         cfg: Optional[config.Config] = config.load(environ, opts["settings"])
+        cfg.endpoint_parsed()
+        cfg.require_key()
     except ConfigError as e:
         cfg = None
         out.log("error", f"{slug}: {e}; the command runs unmonitored")

@@ -1,0 +1,188 @@
+"""The cron wrapper (`run`) as a real process, and the library API against a real receiver."""
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import unittest
+
+import seestack_systemd
+from seestack_systemd import api
+from seestack_systemd.heartbeat import MESSAGE_LIMIT_BYTES, TRUNCATION_MARK, body, clean_message, rfc3339, Run
+from seestack_systemd.receiver import Receiver
+
+from .support import API_KEY, ROOT, HookTestCase
+
+
+class RunCommand(HookTestCase):
+    def setUp(self):
+        super().setUp()
+        self.receiver = Receiver().start()
+        self.addCleanup(self.receiver.stop)
+        self.env["SEESTACK_ENDPOINT"] = self.receiver.url
+
+    def test_success(self):
+        """exit 0 reports success and exits 0, stdout passes through"""
+        done = self.hook("run", "job", "--", "sh", "-c", "echo out")
+        self.assertEqual((done.returncode, done.stdout), (0, "out\n"))
+        self.assertEqual(self.receiver.wait_for(1)[0].json()["status"], "success")
+
+    def test_failure_keeps_code_and_stderr_tail(self):
+        """exit 3: failed with the status and the stderr tail, stderr still passed through, exit 3"""
+        script = "for i in $(seq 1 50); do echo line$i >&2; done; exit 3"
+        done = self.hook("run", "job", "--", "sh", "-c", script)
+        self.assertEqual(done.returncode, 3)
+        self.assertIn("line1\n", done.stderr)
+        body = self.receiver.wait_for(1)[0].json()
+        self.assertEqual(body["status"], "failed")
+        self.assertTrue(body["message"].startswith("exited with status 3\n"))
+        self.assertTrue(body["message"].endswith("line50"))
+        self.assertNotIn("line1\n", body["message"])
+
+    def test_success_exit(self):
+        """--success-exit 0,24 counts exit 24 as success, and still exits 24"""
+        done = self.hook("run", "job", "--success-exit", "0,24", "--", "sh", "-c", "exit 24")
+        self.assertEqual(done.returncode, 24)
+        body = self.receiver.wait_for(1)[0].json()
+        self.assertEqual(body["status"], "success")
+        self.assertIn("status 24", body["message"])
+
+    def test_not_found(self):
+        """a missing command exits 127 with a clear line and reports failed"""
+        done = self.hook("run", "job", "--", "/nonexistent/cmd")
+        self.assertEqual(done.returncode, 127)
+        self.assertIn("'/nonexistent/cmd' was not found", done.stderr)
+        self.assertEqual(self.receiver.wait_for(1)[0].json()["status"], "failed")
+
+    def test_backend_down_keeps_exit_code(self):
+        """a monitoring failure never changes the command's exit code"""
+        for code in (0, 5):
+            done = self.hook("run", "job", "--", "sh", "-c", f"exit {code}",
+                             env={"SEESTACK_ENDPOINT": "http://127.0.0.1:9", "SEESTACK_DEADLINE": "0.5"})
+            self.assertEqual(done.returncode, code)
+        done = self.hook("run", "job", "--", "sh", "-c", "exit 4", env={"SEESTACK_ENDPOINT": ""})
+        self.assertEqual(done.returncode, 4)
+        self.assertIn("unmonitored", done.stderr)
+
+    def test_signal_forwarded(self):
+        """SIGTERM to the wrapper reaches the command; exit 128+15; failed killed by SIGTERM"""
+        env = dict(self.env)
+        proc = subprocess.Popen([sys.executable, "-m", "seestack_systemd", "run", "job", "--", "sh", "-c",
+                                 "trap 'echo got-term >&2; trap - TERM; kill -TERM $$' TERM; echo ready >&2; while :; do sleep 0.05; done"],
+                                cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+        self.assertEqual(proc.stderr.readline().strip(), "ready")
+        proc.send_signal(signal.SIGTERM)
+        rest = proc.stderr.read()
+        self.assertEqual(proc.wait(10), 128 + signal.SIGTERM)
+        self.assertIn("got-term", rest)
+        body = self.receiver.wait_for(1)[0].json()
+        self.assertEqual(body["status"], "failed")
+        self.assertIn("killed by SIGTERM", body["message"])
+
+    def test_usage(self):
+        """run without a command is a usage error (exit 2)"""
+        self.assertEqual(self.hook("run", "job").returncode, 2)
+        self.assertEqual(self.hook("run", "job", "--success-exit", "x", "--", "true").returncode, 2)
+
+
+class Heartbeat(unittest.TestCase):
+    def test_truncation_utf8(self):
+        """messages over 4096 bytes are cut on a character boundary and marked …[truncated]"""
+        for char in ("a", "é", "€", "😀"):
+            with self.subTest(char):
+                text = clean_message(char * 5000)
+                data = text.encode("utf-8")
+                self.assertLessEqual(len(data), MESSAGE_LIMIT_BYTES)
+                self.assertGreater(len(data), MESSAGE_LIMIT_BYTES - 4)
+                self.assertTrue(text.endswith(TRUNCATION_MARK))
+
+    def test_sanitised(self):
+        """invalid UTF-8 is replaced, control characters but newline and tab removed"""
+        self.assertEqual(clean_message(b"ok\xff\x00\x1b[31m\tx\ny\x7f"), "ok\ufffd[31m\tx\ny")
+
+    def test_rfc3339(self):
+        """times are RFC 3339 UTC with milliseconds"""
+        self.assertEqual(rfc3339(1764027826.1234), "2025-11-24T23:43:46.123Z")
+        self.assertEqual(rfc3339(0.9996), "1970-01-01T00:00:01.000Z")
+
+    def test_body_fields(self):
+        """the body has the required fields and omits unknown optional ones"""
+        doc = json.loads(body(Run("job", "success", "r", 0.0)))
+        self.assertEqual(set(doc), {"slug", "status", "durationMs", "runId", "finishedAt", "sdk"})
+        self.assertIsNone(doc["durationMs"])
+
+
+class Library(unittest.TestCase):
+    def setUp(self):
+        self.receiver = Receiver().start()
+        self.addCleanup(self.receiver.stop)
+        self.addCleanup(api.configure)
+        api.configure(endpoint=self.receiver.url, api_key=API_KEY, deadline=2, config="/dev/null",
+                      data_dir=os.path.join(os.environ.get("TMPDIR", "/tmp"), f"seestack-lib-{os.getpid()}"))
+
+    def test_start_finish(self):
+        """start_job/finish_job send one heartbeat with the duration and message"""
+        handle = seestack_systemd.start_job("daily-report-generator")
+        time.sleep(0.1)
+        self.assertTrue(seestack_systemd.finish_job(handle, "success", "Processed 1,842 records"))
+        [req] = self.receiver.requests
+        body = req.json()
+        self.assertEqual((body["slug"], body["status"], body["message"]),
+                         ("daily-report-generator", "success", "Processed 1,842 records"))
+        self.assertGreaterEqual(body["durationMs"], 100)
+        self.assertEqual(body["runId"], handle.run_id)
+
+    def test_invalid_slug(self):
+        """start_job refuses invalid slugs with a ValueError naming the slug and the rule"""
+        for slug in ("Daily_Report", "my job", "CLEANUP", "", "a/b", "..", "x" * 201):
+            with self.subTest(slug):
+                with self.assertRaises(ValueError) as caught:
+                    seestack_systemd.start_job(slug)
+                self.assertIn("slug", str(caught.exception))
+        self.assertEqual(seestack_systemd.start_job("x" * 200).slug, "x" * 200)
+
+    def test_bad_status_and_double_finish(self):
+        """a bad status and a second finish are ValueErrors, not heartbeats"""
+        handle = seestack_systemd.start_job("job")
+        with self.assertRaises(ValueError):
+            seestack_systemd.finish_job(handle, "ok")
+        seestack_systemd.finish_job(handle, "failed", "boom")
+        with self.assertRaises(ValueError):
+            seestack_systemd.finish_job(handle, "success")
+        self.assertEqual(len(self.receiver.requests), 1)
+
+    def test_delivery_failure_logged_not_raised(self):
+        """backend down: finish_job returns False and logs; the caller's flow is untouched"""
+        api.configure(endpoint="http://127.0.0.1:9", api_key=API_KEY, deadline=0.3, config="/dev/null",
+                      data_dir="/nonexistent/seestack")
+        handle = seestack_systemd.start_job("job")
+        with self.assertLogs("seestack_systemd", logging.WARNING) as logs:
+            self.assertFalse(seestack_systemd.finish_job(handle, "success"))
+        self.assertNotIn(API_KEY, "\n".join(logs.output))
+
+    def test_monitor_reraises(self):
+        """monitor() reports failed with the exception and re-raises it; success otherwise"""
+        with self.assertRaises(KeyError):
+            with seestack_systemd.monitor("job"):
+                raise KeyError("missing")
+
+        @seestack_systemd.monitor("job-two")
+        def work():
+            return 42
+
+        self.assertEqual(work(), 42)
+        failed, ok = [r.json() for r in self.receiver.wait_for(2)]
+        self.assertEqual((failed["status"], failed["message"]), ("failed", "KeyError: 'missing'"))
+        self.assertEqual((ok["slug"], ok["status"]), ("job-two", "success"))
+
+    def test_configure_rejects_unknown(self):
+        """configure() names unknown settings"""
+        with self.assertRaises(ValueError):
+            api.configure(endpont="x")
+
+
+if __name__ == "__main__":
+    unittest.main()
