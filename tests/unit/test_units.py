@@ -1,0 +1,115 @@
+"""enable/disable/list on a staging root, through the real CLI."""
+
+import os
+import stat
+
+from seestack_systemd.units import check_slug_pattern, default_slug
+
+from .support import HookTestCase
+
+SERVICE = "[Unit]\nDescription=Nightly backup\n[Service]\nType=oneshot\nExecStart=/bin/true\n"
+TIMER = "[Timer]\nOnCalendar=daily\n[Install]\nWantedBy=timers.target\n"
+
+
+class Units(HookTestCase):
+    def setUp(self):
+        super().setUp()
+        self.root = os.path.join(self.dir, "root")
+        self.lib = os.path.join(self.root, "lib/systemd/system")
+        os.makedirs(self.lib)
+        for name, text in (("backup.service", SERVICE), ("backup.timer", TIMER), ("db_dump@.service", SERVICE),
+                           ("report.service", SERVICE), ("report.timer", "[Timer]\nOnCalendar=hourly\nUnit=report.service\n"),
+                           ("other.timer", "[Timer]\nOnCalendar=weekly\nUnit=cleanup.service\n"),
+                           ("cleanup.service", SERVICE)):
+            with open(os.path.join(self.lib, name), "w") as f:
+                f.write(text)
+
+    def dropin(self, service):
+        return os.path.join(self.root, "etc/systemd/system", service + ".d", "seestack.conf")
+
+    def test_enable_timer(self):
+        """enable NAME.timer writes the drop-in for the service it triggers, slug derived and printed"""
+        done = self.hook("enable", "backup.timer", "--root", self.root)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertIn("'backup'", done.stdout)
+        with open(self.dropin("backup.service")) as f:
+            text = f.read()
+        self.assertIn("ExecStartPre=+-/usr/bin/seestack-hook start --unit %n backup\n", text)
+        self.assertIn("ExecStopPost=+-/usr/bin/seestack-hook finish --unit %n backup\n", text)
+        self.assertEqual(stat.S_IMODE(os.stat(self.dropin("backup.service")).st_mode), 0o644)
+
+    def test_idempotent_and_force(self):
+        """enable twice is a no-op; another slug needs --force"""
+        self.hook("enable", "backup.service", "--root", self.root)
+        again = self.hook("enable", "backup.service", "--root", self.root)
+        self.assertIn("already monitored", again.stdout)
+        other = self.hook("enable", "backup.service", "--slug", "nightly", "--root", self.root)
+        self.assertEqual(other.returncode, 2)
+        self.assertIn("--force", other.stderr)
+        forced = self.hook("enable", "backup.service", "--slug", "nightly", "--force", "--root", self.root)
+        self.assertEqual(forced.returncode, 0, forced.stderr)
+        with open(self.dropin("backup.service")) as f:
+            self.assertIn(" nightly\n", f.read())
+
+    def test_template_with_specifier(self):
+        """a template takes --slug 'db-dump-%i'; a bad pattern is refused"""
+        done = self.hook("enable", "db_dump@.service", "--slug", "db-dump-%i", "--root", self.root)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        with open(self.dropin("db_dump@.service")) as f:
+            self.assertIn("finish --unit %n db-dump-%i\n", f.read())
+        bad = self.hook("enable", "db_dump@.service", "--slug", "DB-%i", "--root", self.root)
+        self.assertEqual(bad.returncode, 2)
+        self.assertEqual(len(bad.stderr.strip().splitlines()), 1)
+
+    def test_unknown_unit(self):
+        """enable on a unit that does not exist is a clear error and writes nothing"""
+        done = self.hook("enable", "nope.service", "--root", self.root)
+        self.assertEqual(done.returncode, 2)
+        self.assertIn("not found", done.stderr)
+        self.assertFalse(os.path.exists(os.path.join(self.root, "etc")))
+
+    def test_disable_removes_exactly(self):
+        """disable removes our drop-in and leaves the operator's own drop-ins alone"""
+        self.hook("enable", "backup.service", "--root", self.root)
+        own = os.path.join(os.path.dirname(self.dropin("backup.service")), "override.conf")
+        with open(own, "w") as f:
+            f.write("[Service]\nNice=5\n")
+        done = self.hook("disable", "backup.timer", "--root", self.root)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertFalse(os.path.exists(self.dropin("backup.service")))
+        self.assertTrue(os.path.exists(own))
+        os.unlink(own)
+        self.hook("enable", "report.service", "--root", self.root)
+        self.hook("disable", "report.service", "--root", self.root)
+        self.assertFalse(os.path.exists(os.path.dirname(self.dropin("report.service"))))
+
+    def test_disable_leaves_foreign_file(self):
+        """a seestack.conf not written by us is neither replaced nor removed"""
+        path = self.dropin("backup.service")
+        os.makedirs(os.path.dirname(path))
+        with open(path, "w") as f:
+            f.write("[Service]\nExecStartPre=/bin/true\n")
+        self.assertEqual(self.hook("enable", "backup.service", "--root", self.root).returncode, 2)
+        self.assertEqual(self.hook("disable", "backup.service", "--root", self.root).returncode, 2)
+        self.assertTrue(os.path.exists(path))
+
+    def test_list_all(self):
+        """list shows monitored units with slug and timer; --all adds the command for unmonitored timers"""
+        self.hook("enable", "report.timer", "--root", self.root)
+        done = self.hook("list", "--all", "--root", self.root)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        lines = done.stdout.splitlines()
+        row = next(line for line in lines if line.startswith("report.service"))
+        self.assertIn("report.timer", row)
+        self.assertIn("none yet", row)
+        self.assertIn("seestack-hook enable backup.timer", done.stdout)
+        self.assertIn("seestack-hook enable other.timer", done.stdout)
+        self.assertNotIn("seestack-hook enable report.timer", done.stdout)
+
+    def test_slug_helpers(self):
+        """slugs derived from unit names follow the rule"""
+        self.assertEqual(default_slug("DB_Dump@Main.service"), "db-dump-main")
+        self.assertEqual(default_slug("a..b--c.service"), "a-b-c")
+        self.assertEqual(check_slug_pattern("backup-%i"), "backup-%i")
+        with self.assertRaises(ValueError):
+            check_slug_pattern("backup-%H")
