@@ -32,7 +32,7 @@ def configure(**settings: Any) -> None:
     Names are the config file's (``endpoint``, ``timeout``, ``deadline``, ``api_key_file``...);
     ``api_key`` may be given directly here. ``configure()`` with no arguments clears overrides.
     """
-    known = set(config_mod._SETTINGS) | {"api_key", "api_key_file", "config"}
+    known = set(config_mod.SETTINGS) | {"api_key", "api_key_file", "config"}
     unknown = sorted(set(settings) - known)
     if unknown:
         raise ValueError(f"unknown setting(s) {', '.join(unknown)}: known ones are {', '.join(sorted(known))}")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import __version__
 from .errors import ConfigError, SeestackError, StateError, UsageError
@@ -20,7 +19,7 @@ PROG = "seestack-hook"
 EX_OK, EX_FAIL, EX_USAGE, EX_TEMPFAIL, EX_CONFIG = 0, 1, 2, 75, 78
 
 # Options every subcommand takes: (flag, setting name, help). None of them takes the key itself.
-COMMON_OPTIONS: Tuple[Tuple[str, str, str], ...] = (
+COMMON_OPTIONS: tuple[tuple[str, str, str], ...] = (
     ("--config", "config", "config file (default /etc/seestack/seestack.conf; env SEESTACK_CONFIG)"),
     ("--api-key-file", "api_key_file", "file holding the API key (env SEESTACK_API_KEY_FILE)"),
     ("--endpoint", "endpoint", "backend base URL (env SEESTACK_ENDPOINT)"),
@@ -51,7 +50,7 @@ class Output:
 
     PRIORITY = {"error": "<3>", "warning": "<4>", "info": "<6>"}
 
-    def __init__(self, environ: Dict[str, str], quiet_info: bool = False) -> None:
+    def __init__(self, environ: dict[str, str], quiet_info: bool = False) -> None:
         self.journal = _stderr_is_journal(environ.get("JOURNAL_STREAM", ""))
         self.quiet_info = quiet_info
 
@@ -78,13 +77,13 @@ def _stderr_is_journal(value: str) -> bool:
 
 # --- command lines -------------------------------------------------------------------------
 
-def fast_parse(argv: Sequence[str]) -> Optional[Dict[str, object]]:
+def fast_parse(argv: list[str]) -> dict[str, object] | None:
     """Parse ``start``/``finish`` command lines without argparse; None means "let argparse
     do it" (help, errors, anything unusual)."""
     if not argv or argv[0] not in ("start", "finish"):
         return None
-    opts: Dict[str, object] = {"command": argv[0], "strict": False, "settings": {}}
-    positional: List[str] = []
+    opts: dict[str, object] = {"command": argv[0], "strict": False, "settings": {}}
+    positional: list[str] = []
     args = list(argv[1:])
     while args:
         arg = args.pop(0)
@@ -192,12 +191,12 @@ def build_parser():
     return parser
 
 
-def parse(argv: Sequence[str]) -> Dict[str, object]:
+def parse(argv: list[str]) -> dict[str, object]:
     """The options for ``argv`` (argparse exits 2 with a usage line on errors)."""
     fast = fast_parse(argv)
     if fast is not None:
         return fast
-    command: List[str] = []
+    command: list[str] = []
     if argv and argv[0] == "run" and "--" in argv:
         # Everything after '--' is the job's; options may stand before or after the slug.
         split = list(argv).index("--")
@@ -274,7 +273,7 @@ def cmd_run(opts, environ, out: Output) -> int:
     except ValueError:
         raise UsageError(f"--success-exit {opts['success_exit']!r}: use exit codes separated by commas, e.g. 0,24") from None
     try:
-        cfg: Optional[config.Config] = config.load(environ, opts["settings"])
+        cfg: config.Config | None = config.load(environ, opts["settings"])
         cfg.endpoint_parsed()
         cfg.require_key()
     except ConfigError as e:
@@ -298,7 +297,6 @@ def cmd_run(opts, environ, out: Output) -> int:
 
 def cmd_check(opts, environ, out: Output) -> int:
     from . import config, spool
-    from .config import Config
 
     cfg = config.load(environ, opts["settings"])
     problems = []
@@ -312,7 +310,7 @@ def cmd_check(opts, environ, out: Output) -> int:
                  "ca_file", "https_proxy", "no_proxy", "output_lines", "success_message",
                  "spool_max_files", "spool_max_bytes"):
         value = getattr(cfg, name)
-        where = cfg.sources.get(name, "default" if value == getattr(Config(), name) else "derived")
+        where = cfg.sources.get(name, "default" if value == config.SETTINGS[name][0] else "derived")
         print(f"{name:15} {value if value not in (None, '') else '(not set)'}    [{where}]")
     print(f"{'api_key':15} {cfg.key_hint()}")
     waiting, age = spool.stats(cfg.spool_dir)
@@ -408,7 +406,7 @@ def cmd_units(opts, environ, out: Output) -> int:
     return EX_OK
 
 
-COMMANDS: Dict[str, Callable] = {
+COMMANDS: dict[str, Callable] = {
     "start": cmd_start, "finish": cmd_finish, "ping": cmd_ping, "run": cmd_run, "check": cmd_check,
     "receive": cmd_receive, "flush": cmd_flush, "enable": cmd_units, "disable": cmd_units, "list": cmd_units,
 }
@@ -442,7 +440,7 @@ def exit_code_for(error: BaseException, command: str, strict: bool) -> int:
     return EX_FAIL
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Entry point of ``seestack-hook`` and ``python3 -m seestack_systemd``."""
     argv = list(sys.argv[1:] if argv is None else argv)
     environ = dict(os.environ)

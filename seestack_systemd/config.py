@@ -9,15 +9,13 @@ source and last four characters.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields
-from typing import Dict, List, Mapping, Optional, Tuple
 
 from .errors import ConfigError
 
 DEFAULT_CONFIG_FILE = "/etc/seestack/seestack.conf"
 SECTION = "seestack"
 CREDENTIAL_NAME = "seestack-api-key"
-ENV_SETTINGS = {
+ENVSETTINGS = {
     "SEESTACK_ENDPOINT": "endpoint",
     "SEESTACK_STATE_DIR": "state_dir",
     "SEESTACK_DATA_DIR": "data_dir",
@@ -30,14 +28,14 @@ _TRUE = ("1", "yes", "true", "on")
 _FALSE = ("0", "no", "false", "off")
 
 
-@dataclass(frozen=True)
 class Endpoint:
     """The backend's base URL, split once so transport needs no URL parser."""
 
-    scheme: str
-    host: str
-    port: int
-    path: str  # base path without trailing slash, '' for none
+    __slots__ = ("scheme", "host", "port", "path")
+
+    def __init__(self, scheme: str, host: str, port: int, path: str) -> None:
+        self.scheme, self.host, self.port = scheme, host, port
+        self.path = path  # base path without trailing slash, '' for none
 
     @property
     def is_loopback(self) -> bool:
@@ -83,33 +81,65 @@ def parse_endpoint(url: str, allow_insecure_http: bool = False) -> Endpoint:
     return endpoint
 
 
-@dataclass
+# Every setting: (default, kind). The kind says how text from a file, the environment
+# or a flag is checked and converted (see _convert).
+SETTINGS: dict[str, tuple[object, str]] = {
+    "endpoint": (None, "text"),
+    "timeout": (5.0, "seconds"),
+    "deadline": (10.0, "seconds"),
+    "state_dir": ("/run/seestack", "path"),
+    "data_dir": ("/var/lib/seestack", "path"),
+    "spool_dir": ("", "path"),  # '' means DATA_DIR/spool
+    "spool_max_files": (1000, "count"),
+    "spool_max_bytes": (10 * 1024 * 1024, "count"),
+    "allow_insecure_http": (False, "bool"),
+    "ca_file": (None, "path"),
+    "https_proxy": (None, "text"),
+    "no_proxy": (None, "text"),
+    "output_lines": (20, "count"),
+    "success_message": ("last-line", "choice"),
+}
+
+
 class Config:
-    """Every setting, with ``sources`` naming where each value came from."""
+    """Every setting as an attribute, ``sources`` naming where each value came from.
 
-    endpoint: Optional[str] = None
-    timeout: float = 5.0
-    deadline: float = 10.0
-    state_dir: str = "/run/seestack"
-    data_dir: str = "/var/lib/seestack"
-    spool_dir: str = ""  # '' means DATA_DIR/spool
-    spool_max_files: int = 1000
-    spool_max_bytes: int = 10 * 1024 * 1024
-    allow_insecure_http: bool = False
-    ca_file: Optional[str] = None
-    https_proxy: Optional[str] = None
-    no_proxy: Optional[str] = None
-    output_lines: int = 20
-    success_message: str = "last-line"
-    api_key: Optional[str] = field(default=None, repr=False)
-    api_key_source: str = ""
-    config_file: Optional[str] = None
-    sources: Dict[str, str] = field(default_factory=dict)
-    warnings: List[str] = field(default_factory=list)
+    A plain class, not a dataclass: ``start`` loads it before every job, and the
+    dataclasses module (through inspect) would double that hook's start-up time.
+    """
 
-    def __post_init__(self) -> None:
+    endpoint: str | None
+    timeout: float
+    deadline: float
+    state_dir: str
+    data_dir: str
+    spool_dir: str
+    spool_max_files: int
+    spool_max_bytes: int
+    allow_insecure_http: bool
+    ca_file: str | None
+    https_proxy: str | None
+    no_proxy: str | None
+    output_lines: int
+    success_message: str
+
+    def __init__(self, **values: object) -> None:
+        unknown = set(values) - set(SETTINGS)
+        if unknown:
+            raise TypeError(f"unknown settings: {', '.join(sorted(unknown))}")
+        for name, (default, _) in SETTINGS.items():
+            setattr(self, name, values.get(name, default))
         if not self.spool_dir:
             self.spool_dir = os.path.join(self.data_dir, "spool")
+        self.api_key: str | None = None
+        self.api_key_source = ""
+        self.config_file: str | None = None
+        self.sources: dict[str, str] = {}
+        self.warnings: list[str] = []
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in SETTINGS)
+        return f"Config({shown}, api_key={'<set>' if self.api_key else None})"
 
     def endpoint_parsed(self) -> Endpoint:
         """The checked endpoint, or ``ConfigError`` saying how to set one."""
@@ -136,20 +166,17 @@ class Config:
         return f"…{self.api_key[-4:]} from {self.api_key_source}" if len(self.api_key) > 8 else f"(set) from {self.api_key_source}"
 
 
-_SETTINGS = {f.name: f for f in fields(Config) if f.name not in ("api_key", "api_key_source", "config_file", "sources", "warnings")}
-
-
 def _convert(name: str, raw: str, where: str):
     """Turn a text value into the setting's type, or say clearly what is expected."""
     value = raw.strip()
-    kind = _SETTINGS[name].type
+    kind = SETTINGS[name][1]
     try:
-        if name in ("timeout", "deadline"):
+        if kind == "seconds":
             number = float(value)
             if not 0 < number <= 3600:
                 raise ValueError
             return number
-        if kind == "int":
+        if kind == "count":
             number = int(value)
             if number < 0:
                 raise ValueError
@@ -160,38 +187,38 @@ def _convert(name: str, raw: str, where: str):
             if value.lower() in _FALSE:
                 return False
             raise ValueError
-        if name == "success_message" and value not in SUCCESS_MESSAGES:
+        if kind == "choice" and value not in SUCCESS_MESSAGES:
             raise ValueError
     except ValueError:
         expected = {
             "timeout": "a number of seconds greater than 0, e.g. 5",
             "deadline": "a number of seconds greater than 0, e.g. 10",
             "bool": "yes or no",
-            "int": "a whole number of 0 or more",
+            "count": "a whole number of 0 or more",
             "success_message": "last-line or none",
         }
         what = expected.get(name) or expected.get(kind, "another value")
         raise ConfigError(f"{where}: {name} = {value!r} is not valid: expected {what}") from None
-    if name in ("state_dir", "data_dir", "spool_dir", "ca_file") and value and not value.startswith("/"):
+    if kind == "path" and value and not value.startswith("/"):
         raise ConfigError(f"{where}: {name} = {value!r} must be an absolute path")
     return value or None
 
 
-def _warn_if_exposed(path: str, st: os.stat_result, warnings: List[str]) -> None:
+def _warn_if_exposed(path: str, st: os.stat_result, warnings: list[str]) -> None:
     import stat
 
     if stat.S_ISREG(st.st_mode) and st.st_mode & 0o044:
         warnings.append(f"{path} is readable by group or others and may hold the API key; fix: chmod 600 {path}")
 
 
-def _read_text(path: str, warnings: List[str]) -> str:
+def _read_text(path: str, warnings: list[str]) -> str:
     with open(path, "rb") as f:
         _warn_if_exposed(path, os.fstat(f.fileno()), warnings)
         data = f.read()
     return data.decode("utf-8", "replace")
 
 
-def _read_key_file(path: str, source: str, warnings: List[str]) -> str:
+def _read_key_file(path: str, source: str, warnings: list[str]) -> str:
     try:
         key = _read_text(path, warnings).strip()
     except OSError as e:
@@ -201,7 +228,7 @@ def _read_key_file(path: str, source: str, warnings: List[str]) -> str:
     return key
 
 
-def _parse_file(path: str, text: str) -> Dict[str, str]:
+def _parse_file(path: str, text: str) -> dict[str, str]:
     import configparser
 
     parser = configparser.ConfigParser(interpolation=None)
@@ -217,19 +244,19 @@ def _parse_file(path: str, text: str) -> Dict[str, str]:
     return dict(parser.items(SECTION))
 
 
-def load(environ: Mapping[str, str], flags: Optional[Mapping[str, Optional[str]]] = None, with_key: bool = True) -> Config:
+def load(environ: dict[str, str], flags: dict[str, str | None] | None = None, with_key: bool = True) -> Config:
     """Build the configuration from ``flags`` (setting name -> text, plus ``config`` and
     ``api_key_file``), ``environ`` and the config file. ``with_key=False`` is for
     ``start``: it needs only the state directory, so the file is parsed only when it
     mentions one, and no key is read."""
     flags = {k: v for k, v in (flags or {}).items() if v is not None}
-    warnings: List[str] = []
-    values: Dict[str, object] = {}
-    sources: Dict[str, str] = {}
+    warnings: list[str] = []
+    values: dict[str, object] = {}
+    sources: dict[str, str] = {}
 
     explicit = flags.get("config") or environ.get("SEESTACK_CONFIG")
     path = explicit or DEFAULT_CONFIG_FILE
-    file_values: Dict[str, str] = {}
+    file_values: dict[str, str] = {}
     try:
         text = _read_text(path, warnings)
     except FileNotFoundError:
@@ -241,17 +268,17 @@ def load(environ: Mapping[str, str], flags: Optional[Mapping[str, Optional[str]]
     if text and (with_key or "state_dir" in text):
         file_values = _parse_file(path, text)
     for name, raw in file_values.items():
-        if name in _SETTINGS:
+        if name in SETTINGS:
             values[name], sources[name] = _convert(name, raw, path), f"config file {path}"
         elif name not in ("api_key", "api_key_file"):
             warnings.append(f"{path}: unknown setting {name!r} ignored")
-    for var, name in ENV_SETTINGS.items():
+    for var, name in ENVSETTINGS.items():
         if environ.get(var):
             values[name], sources[name] = _convert(name, environ[var], f"${var}"), f"environment ${var}"
     for name, raw in flags.items():
-        if name in _SETTINGS:
+        if name in SETTINGS:
             values[name], sources[name] = _convert(name, raw, f"--{name.replace('_', '-')}"), "command line"
-    config = Config(**values)  # type: ignore[arg-type]
+    config = Config(**values)
     config.config_file = path if text else None
     config.sources = sources
     config.warnings = warnings
@@ -261,8 +288,8 @@ def load(environ: Mapping[str, str], flags: Optional[Mapping[str, Optional[str]]
 
 
 def _find_key(
-    environ: Mapping[str, str], flags: Mapping[str, str], file_values: Mapping[str, str], path: str, warnings: List[str]
-) -> Tuple[Optional[str], str]:
+    environ: dict[str, str], flags: dict[str, str], file_values: dict[str, str], path: str, warnings: list[str]
+) -> tuple[str | None, str]:
     if flags.get("api_key_file"):
         return _read_key_file(flags["api_key_file"], "--api-key-file", warnings), f"--api-key-file {flags['api_key_file']}"
     if environ.get("SEESTACK_API_KEY"):

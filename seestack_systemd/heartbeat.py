@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any, Optional
 
 from . import __version__
 
@@ -27,10 +26,10 @@ class Run:
     status: str
     run_id: str
     finished_at: float
-    duration_ms: Optional[int] = None
-    started_at: Optional[float] = None
-    message: Optional[str] = None
-    host: Optional[str] = None
+    duration_ms: int | None = None
+    started_at: float | None = None
+    message: str | None = None
+    host: str | None = None
     source: dict = field(default_factory=dict)
 
 
@@ -48,7 +47,7 @@ def rfc3339(timestamp: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{ms:03d}Z"
 
 
-def clean_message(text: Any, limit: int = MESSAGE_LIMIT_BYTES) -> str:
+def clean_message(text: object, limit: int = MESSAGE_LIMIT_BYTES) -> str:
     """Make ``text`` safe to send: valid UTF-8, no control characters but newline and
     tab, at most ``limit`` bytes, cut on a character boundary and marked ``…[truncated]``."""
     if isinstance(text, bytes):

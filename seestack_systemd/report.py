@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import Callable, Dict, Optional
 
+# Annotations stay unevaluated (postponed): typing is not imported on the hook's path.
+# A log callback takes (level: "error" | "warning" | "info", one line of text).
 from . import heartbeat, spool
 from .config import Config
 from .errors import StateError
@@ -19,7 +20,6 @@ from .files import atomic_write, read_private, secure_dir
 from .heartbeat import Run
 from .transport import Connection, Delivery, Target, send
 
-Log = Callable[[str, str], None]  # (level: "error" | "warning" | "info", one line)
 
 # Replaying the spool first may use at most this share of the deadline, so
 # an outage's backlog never crowds out the run that is finishing now.
@@ -35,7 +35,7 @@ def connect(config: Config) -> Connection:
     return Connection(target)
 
 
-def deliver(config: Config, run: Run, log: Log) -> Delivery:
+def deliver(config: Config, run: Run, log: Callable[[str, str], None]) -> Delivery:
     """Send ``run``'s heartbeat now, within ``config.deadline``; spool it when the
     failure is temporary. Logs what happened; never raises for delivery problems."""
     body = heartbeat.body(run)
@@ -60,7 +60,7 @@ def deliver(config: Config, run: Run, log: Log) -> Delivery:
     return delivery
 
 
-def replay(config: Config, conn: Connection, deadline_at: float, log: Log) -> spool.FlushResult:
+def replay(config: Config, conn: Connection, deadline_at: float, log: Callable[[str, str], None]) -> spool.FlushResult:
     """Deliver what the spool holds, oldest first, before ``deadline_at``."""
     result = spool.flush(config.spool_dir, conn, deadline_at, log)
     if result.sent or result.dropped:
@@ -68,7 +68,7 @@ def replay(config: Config, conn: Connection, deadline_at: float, log: Log) -> sp
     return result
 
 
-def _spool(config: Config, run: Run, body: bytes, log: Log) -> str:
+def _spool(config: Config, run: Run, body: bytes, log: Callable[[str, str], None]) -> str:
     try:
         dropped = spool.put(config.spool_dir, run.run_id, body, run.finished_at,
                             config.spool_max_files, config.spool_max_bytes)
@@ -84,7 +84,7 @@ def last_dir(config: Config) -> str:
     return os.path.join(config.data_dir, "last")
 
 
-def _remember(config: Config, run: Run, delivery: Delivery, log: Log) -> None:
+def _remember(config: Config, run: Run, delivery: Delivery, log: Callable[[str, str], None]) -> None:
     """Keep the last heartbeat per slug for ``seestack-hook list`` (best effort)."""
     doc = {
         "status": run.status, "durationMs": run.duration_ms, "finishedAt": run.finished_at,
@@ -97,7 +97,7 @@ def _remember(config: Config, run: Run, delivery: Delivery, log: Log) -> None:
         log("warning", f"could not record the last heartbeat: {e}")
 
 
-def last_heartbeat(config: Config, slug: str) -> Optional[Dict]:
+def last_heartbeat(config: Config, slug: str) -> Dict | None:
     """The last heartbeat recorded for ``slug``, or None."""
     try:
         return json.loads(read_private(os.path.join(last_dir(config), slug + ".json")))

@@ -12,7 +12,6 @@ import fcntl
 import os
 import time
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Tuple
 
 from .errors import StateError
 from .files import atomic_write, secure_dir
@@ -31,7 +30,7 @@ class FlushResult:
     stopped_by: str = ""  # why it stopped early, '' when the spool was emptied
 
 
-def entries(spool_dir: str) -> List[str]:
+def entries(spool_dir: str) -> list[str]:
     """Spooled file names, oldest first ([] when there is no spool yet)."""
     try:
         return sorted(n for n in os.listdir(spool_dir) if n.endswith(SUFFIX))
@@ -60,7 +59,7 @@ def put(spool_dir: str, run_id: str, body: bytes, finished_at: float, max_files:
     return dropped
 
 
-def stats(spool_dir: str, now: Optional[float] = None) -> Tuple[int, Optional[float]]:
+def stats(spool_dir: str, now: float | None = None) -> tuple[int, float | None]:
     """(how many heartbeats wait, age in seconds of the oldest one or None)."""
     names = entries(spool_dir)
     if not names:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
-from typing import Optional, Tuple
 
 from .errors import StateError
 from .files import atomic_write, read_private, secure_dir
@@ -21,15 +19,25 @@ BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
 _HEX = frozenset("0123456789abcdef")
 
 
-@dataclass
 class StartRecord:
-    """When a run started, by both clocks, and the run id its heartbeat will carry."""
+    """When a run started, by both clocks, and the run id its heartbeat will carry.
 
-    run_id: str
-    invocation_id: str
-    wall: float
-    mono: float
-    boot_id: str
+    A plain class: importing dataclasses would double the cost of ``start``.
+    """
+
+    __slots__ = ("run_id", "invocation_id", "wall", "mono", "boot_id")
+
+    def __init__(self, run_id: str, invocation_id: str, wall: float, mono: float, boot_id: str) -> None:
+        self.run_id, self.invocation_id, self.wall, self.mono, self.boot_id = run_id, invocation_id, wall, mono, boot_id
+
+    def _fields(self) -> tuple:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, StartRecord) and self._fields() == other._fields()
+
+    def __repr__(self) -> str:
+        return "StartRecord(" + ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__) + ")"
 
     def duration_ms(self, now_wall: float, now_mono: float, boot_id: str) -> int:
         """Monotonic time when still on the same boot (immune to clock steps), else wall."""
@@ -55,7 +63,7 @@ def current_boot_id() -> str:
         return ""
 
 
-def record_id(invocation_id: Optional[str]) -> str:
+def record_id(invocation_id: str | None) -> str:
     """The record's file id: a systemd invocation id (32 hex digits), or ``manual``."""
     if not invocation_id:
         return MANUAL_ID
@@ -64,7 +72,7 @@ def record_id(invocation_id: Optional[str]) -> str:
     return invocation_id
 
 
-def new_record(invocation_id: Optional[str]) -> StartRecord:
+def new_record(invocation_id: str | None) -> StartRecord:
     """A start record for a run starting now."""
     return StartRecord(new_run_id(), record_id(invocation_id), time.time(), time.monotonic(), current_boot_id())
 
@@ -79,7 +87,7 @@ def save(state_dir: str, slug: str, record: StartRecord) -> str:
     return atomic_write(directory, record.invocation_id + ".json", text.encode())
 
 
-def take(state_dir: str, slug: str, invocation_id: Optional[str]) -> Tuple[Optional[StartRecord], Optional[str]]:
+def take(state_dir: str, slug: str, invocation_id: str | None) -> tuple[StartRecord | None, str | None]:
     """Read and remove this invocation's record. Returns ``(record, None)``, or
     ``(None, why)`` when there is none or it is unusable (then it is removed too)."""
     import json

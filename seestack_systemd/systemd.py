@@ -2,8 +2,7 @@
 
 systemd sets $SERVICE_RESULT, $EXIT_CODE and $EXIT_STATUS for ExecStopPost=;
 the unit's journal holds its output and ``systemctl show`` its timer. Both
-are read through ``subprocess.run`` with argument lists (passed in, so tests
-can point them at a real systemd in a container or leave them out).
+are read through ``subprocess.run`` with argument lists.
 """
 
 from __future__ import annotations
@@ -11,7 +10,6 @@ from __future__ import annotations
 import subprocess
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Mapping, Optional
 
 from .config import Config
 from .heartbeat import MESSAGE_LIMIT_BYTES, Run
@@ -51,21 +49,18 @@ RESULT_WORDS = {
     "core-dump": "dumped core",
 }
 
-Runner = Callable[..., subprocess.CompletedProcess]
-
-
 @dataclass
 class StopEnv:
     """The unit's view of how this run ended, as ExecStopPost= sees it."""
 
-    unit: Optional[str]
-    invocation_id: Optional[str]
-    service_result: Optional[str]
-    exit_code: Optional[str]
-    exit_status: Optional[str]
+    unit: str | None
+    invocation_id: str | None
+    service_result: str | None
+    exit_code: str | None
+    exit_status: str | None
 
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str], unit: Optional[str]) -> "StopEnv":
+    def from_environ(cls, environ: dict[str, str], unit: str | None) -> "StopEnv":
         return cls(
             unit,
             environ.get("INVOCATION_ID") or None,
@@ -83,7 +78,7 @@ def signal_name(value: str) -> str:
     return value if value.startswith("SIG") else f"SIG{value}"
 
 
-def how_it_ended(exit_code: Optional[str], exit_status: Optional[str]) -> str:
+def how_it_ended(exit_code: str | None, exit_status: str | None) -> str:
     """``exited with status 1``, ``killed by SIGKILL``, ``dumped core after SIGSEGV``."""
     if not exit_code:
         return ""
@@ -110,10 +105,10 @@ def summary(env: StopEnv) -> str:
     return f"{result}: {ended or words or 'the run failed'}"
 
 
-def show(units: List[str], properties: List[str], run: Runner = subprocess.run) -> List[Dict[str, str]]:
+def show(units: list[str], properties: list[str]) -> list[dict[str, str]]:
     """``systemctl show`` for several units in one call; one dict per unit ({} on failure)."""
     try:
-        out = run(
+        out = subprocess.run(
             ["systemctl", "show", "--no-pager", "-p", ",".join(properties), "--", *units],
             capture_output=True, text=True, timeout=SYSTEMCTL_TIMEOUT_S,
         ).stdout
@@ -122,7 +117,7 @@ def show(units: List[str], properties: List[str], run: Runner = subprocess.run) 
     blocks = out.split("\n\n")
     result = []
     for i in range(len(units)):
-        props: Dict[str, str] = {}
+        props: dict[str, str] = {}
         for line in blocks[i].splitlines() if i < len(blocks) else ():
             key, _, value = line.partition("=")
             props[key] = value
@@ -130,16 +125,16 @@ def show(units: List[str], properties: List[str], run: Runner = subprocess.run) 
     return result
 
 
-def unit_facts(unit: str, run: Runner = subprocess.run) -> Dict[str, str]:
+def unit_facts(unit: str) -> dict[str, str]:
     """The unit's invocation, start timestamps and triggering timer (with its schedule)."""
     base = unit.rsplit(".", 1)[0]
     guess = base + ".timer"
     props = ["Id", "InvocationID", "TriggeredBy", "InactiveExitTimestampMonotonic",
              "ExecMainStartTimestampMonotonic", "TimersCalendar", "TimersMonotonic"]
-    own, timer = show([unit, guess], props, run)
+    own, timer = show([unit, guess], props)
     trigger = next((t for t in own.get("TriggeredBy", "").split() if t.endswith(".timer")), "")
     if trigger and trigger != guess:
-        timer = show([trigger], props, run)[0]
+        timer = show([trigger], props)[0]
     facts = {k: own[k] for k in props[:5] if own.get(k)}
     if trigger:
         facts["trigger"] = trigger
@@ -149,7 +144,7 @@ def unit_facts(unit: str, run: Runner = subprocess.run) -> Dict[str, str]:
     return facts
 
 
-def _schedule(timer: Dict[str, str]) -> str:
+def _schedule(timer: dict[str, str]) -> str:
     """``OnCalendar=*-*-* 02:00:00`` from systemctl's ``{ OnCalendar=... ; next_elapse=... }``."""
     found = []
     for key in ("TimersCalendar", "TimersMonotonic"):
@@ -160,13 +155,13 @@ def _schedule(timer: Dict[str, str]) -> str:
     return "; ".join(found)
 
 
-def journal_tail(invocation_id: str, lines: int, run: Runner = subprocess.run, sleep=time.sleep) -> List[str]:
+def journal_tail(invocation_id: str, lines: int, sleep=time.sleep) -> list[str]:
     """The last ``lines`` lines this invocation wrote, read until the journal has settled."""
     argv = ["journalctl", f"_SYSTEMD_INVOCATION_ID={invocation_id}", "-o", "cat", "--no-pager", "-q", "-n", str(lines)]
     previous = None
     for _ in range(JOURNAL_MAX_READS):
         try:
-            out = run(argv, capture_output=True, timeout=SYSTEMCTL_TIMEOUT_S).stdout.decode("utf-8", "replace")
+            out = subprocess.run(argv, capture_output=True, timeout=SYSTEMCTL_TIMEOUT_S).stdout.decode("utf-8", "replace")
         except (OSError, subprocess.SubprocessError):
             return []
         if out == previous:
@@ -176,11 +171,11 @@ def journal_tail(invocation_id: str, lines: int, run: Runner = subprocess.run, s
     return (previous or "").splitlines()
 
 
-def tail_within(head: str, lines: List[str], limit: int = MESSAGE_LIMIT_BYTES) -> str:
+def tail_within(head: str, lines: list[str], limit: int = MESSAGE_LIMIT_BYTES) -> str:
     """``head`` then as many of the *last* ``lines`` as fit in ``limit`` bytes: the end of
     a job's output says why it failed, so that is what is kept."""
     room = limit - len(head.encode("utf-8")) - 1
-    kept: List[str] = []
+    kept: list[str] = []
     for line in reversed(lines):
         data = line.encode("utf-8")
         if len(data) + 1 > room:
@@ -196,11 +191,10 @@ def tail_within(head: str, lines: List[str], limit: int = MESSAGE_LIMIT_BYTES) -
 def finished_run(
     slug: str,
     env: StopEnv,
-    record: Optional[StartRecord],
+    record: StartRecord | None,
     config: Config,
-    status: Optional[str] = None,
-    host: Optional[str] = None,
-    run: Runner = subprocess.run,
+    status: str | None = None,
+    host: str | None = None,
 ) -> Run:
     """The heartbeat for a run that just stopped: status from $SERVICE_RESULT (``status``
     when outside systemd), duration from the start record or else from systemd, a
@@ -209,7 +203,7 @@ def finished_run(
     if env.service_result:
         status = "success" if env.service_result == "success" else "failed"
     status = status or "success"
-    facts = unit_facts(env.unit, run) if env.unit and env.invocation_id else {}
+    facts = unit_facts(env.unit) if env.unit and env.invocation_id else {}
 
     duration = started_at = None
     if record:
@@ -222,18 +216,18 @@ def finished_run(
             elapsed = max(0.0, now_mono - int(start_us) / 1e6)
             duration, started_at = int(round(elapsed * 1000)), now_wall - elapsed
 
-    output: List[str] = []
+    output: list[str] = []
     wants_output = config.output_lines if status == "failed" else (1 if config.success_message == "last-line" else 0)
     if wants_output and env.invocation_id and env.unit:
-        output = journal_tail(env.invocation_id, wants_output, run)
+        output = journal_tail(env.invocation_id, wants_output)
     if status == "failed":
         message = tail_within(summary(env) if env.service_result else "failed", output)
     else:
         message = output[-1] if output else None
 
-    source: Dict[str, object] = {}
+    source: dict[str, object] = {}
     if env.unit:
-        systemd: Dict[str, str] = {"unit": env.unit}
+        systemd: dict[str, str] = {"unit": env.unit}
         for key, value in (("invocationId", env.invocation_id), ("serviceResult", env.service_result),
                            ("exitCode", env.exit_code), ("exitStatus", env.exit_status),
                            ("trigger", facts.get("trigger")), ("schedule", facts.get("schedule"))):

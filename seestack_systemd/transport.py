@@ -14,7 +14,6 @@ import socket
 import sys
 import time
 from dataclasses import dataclass
-from typing import Dict, Optional, Tuple
 
 from . import __version__
 from .config import Endpoint, parse_endpoint
@@ -47,7 +46,7 @@ class Delivery:
 
     outcome: str
     detail: str
-    status: Optional[int] = None
+    status: int | None = None
     attempts: int = 0
 
     @property
@@ -63,9 +62,9 @@ class Target:
     api_key: str
     key_source: str
     timeout: float
-    ca_file: Optional[str] = None
-    https_proxy: Optional[str] = None
-    no_proxy: Optional[str] = None
+    ca_file: str | None = None
+    https_proxy: str | None = None
+    no_proxy: str | None = None
 
 
 class Connection:
@@ -73,7 +72,7 @@ class Connection:
 
     def __init__(self, target: Target) -> None:
         self.target = target
-        self.sock: Optional[socket.socket] = None
+        self.sock: socket.socket | None = None
         self._buffer = b""
 
     def close(self) -> None:
@@ -84,7 +83,7 @@ class Connection:
                 self.sock = None
                 self._buffer = b""
 
-    def post(self, body: bytes, run_id: str, deadline_at: float) -> Tuple[int, Dict[str, str], bytes]:
+    def post(self, body: bytes, run_id: str, deadline_at: float) -> tuple[int, dict[str, str], bytes]:
         """POST one heartbeat; return (status, lowercased headers, response body)."""
         ep = self.target.endpoint
         host_header = f"[{ep.host}]" if ":" in ep.host else ep.host
@@ -166,7 +165,7 @@ class Connection:
             raise HTTPError("the server closed the connection")
         return chunk
 
-    def _read_head(self, deadline_at: float) -> Tuple[int, Dict[str, str]]:
+    def _read_head(self, deadline_at: float) -> tuple[int, dict[str, str]]:
         while b"\r\n\r\n" not in self._buffer:
             if len(self._buffer) > MAX_RESPONSE_BYTES:
                 raise HTTPError("response headers too large")
@@ -184,7 +183,7 @@ class Connection:
             headers.setdefault("connection", "close")
         return int(parts[1]), headers
 
-    def _read_response(self, deadline_at: float) -> Tuple[int, Dict[str, str], bytes]:
+    def _read_response(self, deadline_at: float) -> tuple[int, dict[str, str], bytes]:
         status, headers = self._read_head(deadline_at)
         if status == 204 or status == 304 or 100 <= status < 200:
             return status, headers, b""
@@ -227,7 +226,7 @@ class Connection:
                 return data
 
 
-def _proxy_for(target: Target) -> Optional[Endpoint]:
+def _proxy_for(target: Target) -> Endpoint | None:
     if not target.https_proxy:
         return None
     host = target.endpoint.host
@@ -264,7 +263,7 @@ def _resolve(host: str, port: int, deadline_at: float) -> tuple:
     return result[0]
 
 
-def _wrap_tls(sock: socket.socket, host: str, ca_file: Optional[str]) -> socket.socket:
+def _wrap_tls(sock: socket.socket, host: str, ca_file: str | None) -> socket.socket:
     import ssl
 
     context = ssl.create_default_context(cafile=ca_file)
@@ -312,7 +311,7 @@ def _error_text(data: bytes) -> str:
     return ": " + " ".join(text.split())[:300]
 
 
-def _retry_after(headers: Dict[str, str]) -> Optional[float]:
+def _retry_after(headers: dict[str, str]) -> float | None:
     value = headers.get("retry-after", "")
     return float(value) if value.isdigit() else None
 

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Run the test suites with the standard library's unittest and print one line per test.
 
-Usage: tests/run.py [DIR ...]   (default: tests/unit)
+Usage: tests/run.py [DIR|FILE ...]   (default: tests/unit)
 
 The last line is ``N passed, N failed`` (``, N skipped`` when any were skipped),
 the closing line CI reads. Exits 1 when anything failed or errored.
@@ -63,7 +63,11 @@ def main(argv: list) -> int:
     suite = unittest.TestSuite()
     loader = unittest.TestLoader()
     for d in dirs:
-        suite.addTests(loader.discover(os.path.abspath(d), top_level_dir=ROOT))
+        d = os.path.abspath(d)
+        if os.path.isfile(d):  # one test file
+            suite.addTests(loader.discover(os.path.dirname(d), pattern=os.path.basename(d), top_level_dir=ROOT))
+        else:
+            suite.addTests(loader.discover(d, top_level_dir=ROOT))
     result = LineResult()
     suite.run(result)
     failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)

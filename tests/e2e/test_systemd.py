@@ -1,0 +1,317 @@
+"""Real systemd, real units, the installed .deb: every way a run can end reaches the
+receiver as exactly one heartbeat with the right status, duration and message.
+
+One container per release (Debian 11, 12, 13), booted in parallel. Each release's
+scenarios are all started at once in setUpClass (they are independent units), then
+each test checks its own unit; this keeps the wall time near that of the slowest job.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import unittest
+from concurrent.futures import ThreadPoolExecutor
+from typing import Dict, List
+
+from seestack_systemd.receiver import Receiver
+from tests.e2e import harness
+from tests.e2e.package import built_deb
+
+API_KEY = "sk-e2e-4c1f0b9a7d2e-SECRET-KEY"
+DEADLINE = 3
+CONTAINERS: Dict[str, harness.Container] = {}
+RECEIVER: Receiver = None  # type: ignore[assignment]
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PYTHONS = {"debian-11": "3.9", "debian-12": "3.11", "debian-13": "3.13"}
+
+# name -> (unit text, how to start it). %SLUG% is replaced per release.
+SERVICE = "[Unit]\nDescription=e2e {name}\nStartLimitIntervalSec=0\n[Service]\nType=oneshot\n{body}\n"
+SCENARIOS: Dict[str, str] = {
+    "ok": "ExecStart=/bin/sh -c 'echo starting; sleep 0.5; echo Processed 1842 records'",
+    "exit1": "ExecStart=/bin/sh -c 'echo step one; echo \"fatal: disk full\" >&2; exit 1'",
+    "sigkill": "ExecStart=/bin/sh -c 'echo about to die; kill -KILL $$'",
+    "runtime": "Type=simple\nRuntimeMaxSec=1\nExecStart=/bin/sleep 30",
+    "noexec": "ExecStart=/nonexistent/bin/job",
+    "nobody": "User=nobody\nExecStart=/bin/sh -c 'id -un; sleep 0.2'",
+    "dynamic": "DynamicUser=yes\nExecStart=/bin/sh -c 'id -u; sleep 0.2'",
+    "sandbox": "ProtectSystem=strict\nPrivateTmp=yes\nExecStart=/bin/sh -c 'touch /tmp/x; sleep 0.2'",
+    "ownpre": "ExecStartPre=/bin/true\nExecStart=/bin/sh -c 'sleep 0.2'\nExecStopPost=/bin/true",
+    "prefails": "ExecStartPre=/bin/false\nExecStart=/bin/sh -c 'echo never runs'",
+    "rsync24": "SuccessExitStatus=24\nExecStart=/bin/sh -c 'echo some files vanished; exit 24'",
+    "chatty": "ExecStart=/bin/sh -c 'i=0; while [ $i -lt 3000 ]; do echo line-$i; i=$((i+1)); done; echo LAST-LINE; exit 2'",
+    "down": "Environment=SEESTACK_ENDPOINT=http://127.0.0.1:9 SEESTACK_DEADLINE=2\nExecStart=/bin/sh -c 'sleep 0.2'",
+    "secret": "User=nobody\nExecStart=/bin/sh -c 'env; cat /etc/seestack/api-key /etc/seestack/seestack.conf 2>&1; true'",
+}
+TEMPLATE = "[Unit]\nDescription=e2e template %i\n[Service]\nType=oneshot\nExecStart=/bin/sh -c 'sleep 1; echo instance %i'\n"
+TIMED = ("[Unit]\nDescription=e2e timed\n[Service]\nType=oneshot\nExecStart=/bin/echo fired by timer\n",
+         "[Unit]\nDescription=e2e timer\n[Timer]\nOnActiveSec=2s\nAccuracySec=100ms\n")
+
+
+def short(release: str) -> str:
+    return "d" + release.split("-")[1]
+
+
+def setUpModule() -> None:
+    global RECEIVER
+    harness.require_root("the e2e suite boots Debian containers with systemd-nspawn")
+    deb = built_deb()
+    RECEIVER = Receiver(api_key=API_KEY).start()
+    unittest.addModuleCleanup(RECEIVER.stop)
+    binds = [(str(deb.parent), "/mnt/dist", True), (REPO_ROOT, "/mnt/src", True)]
+
+    def boot(release: str) -> harness.Container:
+        container = harness.Container(release, binds=binds)
+        unittest.addModuleCleanup(container.poweroff)
+        container.boot()
+        install(container, deb.name)
+        return container
+
+    with ThreadPoolExecutor(len(harness.RELEASES)) as pool:
+        futures = {r: pool.submit(boot, r) for r in harness.RELEASES}
+        for release, future in futures.items():
+            CONTAINERS[release] = future.result()
+
+
+def install(c: harness.Container, deb_name: str) -> None:
+    """Install the package as a user would, then configure endpoint and key."""
+    c.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", f"/mnt/dist/{deb_name}"], timeout=180,
+          env={"DEBIAN_FRONTEND": "noninteractive"})
+    c.write_file("/etc/seestack/api-key", API_KEY + "\n", 0o600)
+    conf = c.read_file("/etc/seestack/seestack.conf")
+    c.write_file("/etc/seestack/seestack.conf",
+                 conf + f"\n[seestack]\nendpoint = {RECEIVER.url}\napi_key_file = /etc/seestack/api-key\n"
+                        f"deadline = {DEADLINE}\n", 0o600)
+
+
+def heartbeats(slug: str, count: int = 1, timeout: float = 30) -> List[dict]:
+    """Wait for ``count`` heartbeats of ``slug``; fail on more arriving soon after."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [r for r in list(RECEIVER.requests) if _slug(r) == slug]
+        if len(found) >= count or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    if len(found) == count:
+        time.sleep(0.3)
+        found = [r for r in list(RECEIVER.requests) if _slug(r) == slug]
+    assert len(found) == count, f"{slug}: expected {count} heartbeat(s), got {len(found)}"
+    for r in found:
+        assert r.error is None and r.status == 202, f"{slug}: {r.status} {r.error}"
+    return [r.json() for r in found]
+
+
+def _slug(request) -> str:
+    try:
+        return request.json().get("slug", "")
+    except ValueError:
+        return ""
+
+
+class Release:
+    """The scenarios, run against one release (subclasses set ``release``)."""
+
+    release = ""
+    c: harness.Container
+    started: Dict[str, float]
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.c = CONTAINERS[cls.release]
+        s = short(cls.release)
+        cls.slug = lambda self, name: f"{s}-{name}"  # type: ignore[assignment]
+        for name, body in SCENARIOS.items():
+            cls.c.write_file(f"/etc/systemd/system/e2e-{name}.service", SERVICE.format(name=name, body=body))
+        cls.c.write_file("/etc/systemd/system/e2e-tpl@.service", TEMPLATE)
+        cls.c.write_file("/etc/systemd/system/e2e-timed.service", TIMED[0])
+        cls.c.write_file("/etc/systemd/system/e2e-timed.timer", TIMED[1])
+        cls.c.systemctl("daemon-reload")
+        for name in SCENARIOS:
+            cls.c.run(["seestack-hook", "enable", f"e2e-{name}.service", "--slug", f"{s}-{name}", "--no-reload"])
+        cls.c.run(["seestack-hook", "enable", "e2e-tpl@.service", "--slug", f"{s}-tpl", "--no-reload"])
+        cls.enable_timed = cls.c.run(["seestack-hook", "enable", "e2e-timed.timer", "--slug", f"{s}-timed"])
+        cls.started = {}
+        for name in SCENARIOS:
+            cls.started[name] = time.monotonic()
+            cls.c.systemctl("start", "--no-block", f"e2e-{name}.service")
+        cls.c.systemctl("start", "--no-block", "e2e-tpl@a.service", "e2e-tpl@b.service")
+        cls.c.systemctl("start", "e2e-timed.timer")
+
+    def shortDescription(self) -> str:
+        return f"{self.release}: {super().shortDescription()}"
+
+    def unit(self, name: str, *props: str) -> Dict[str, str]:
+        out = self.c.systemctl("show", "-p", ",".join(props), f"e2e-{name}.service").stdout
+        return dict(line.partition("=")[::2] for line in out.splitlines())
+
+    def wait_inactive(self, unit: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while self.c.systemctl("is-active", unit, check=False).stdout.strip() in ("active", "activating", "deactivating"):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{unit} still running after {timeout}s")
+            time.sleep(0.1)
+
+    def check_run(self, name: str, status: str, result: str, words: str = "") -> dict:
+        """The common assertions: one heartbeat, status, systemd's result unchanged,
+        duration within 250 ms of systemd's own measure, no state record left."""
+        [body] = heartbeats(self.slug(name))
+        self.wait_inactive(f"e2e-{name}.service")
+        props = self.unit(name, "Result", "ExecMainStartTimestampMonotonic", "ExecMainExitTimestampMonotonic",
+                          "InactiveExitTimestampMonotonic", "InactiveEnterTimestampMonotonic")
+        self.assertEqual(body["status"], status)
+        self.assertEqual(props["Result"], result)
+        self.assertRegex(body["runId"], r"^[0-9a-f-]{36}$")
+        if words:
+            self.assertIn(words, body.get("message", ""))
+        start, end = int(props["ExecMainStartTimestampMonotonic"]), int(props["ExecMainExitTimestampMonotonic"])
+        if start and end:
+            self.assertIsNotNone(body["durationMs"])
+            self.assertLess(abs(body["durationMs"] - (end - start) / 1000), 250, (body["durationMs"], props))
+        self.assertEqual(self.c.sh(f"ls -A /run/seestack/{self.slug(name)} 2>/dev/null || true").stdout, "")
+        self.assertEqual(body["source"]["systemd"]["unit"], f"e2e-{name}.service")
+        return body
+
+    def test_succeeds(self):
+        """succeeding run: success, its last output line as message"""
+        body = self.check_run("ok", "success", "success")
+        self.assertEqual(body["message"], "Processed 1842 records")
+        self.assertGreaterEqual(body["durationMs"], 500)
+
+    def test_exit_1(self):
+        """exit 1: failed, 'exit-code: exited with status 1' and the job's last lines"""
+        body = self.check_run("exit1", "failed", "exit-code", "exit-code: exited with status 1")
+        self.assertIn("fatal: disk full", body["message"])
+        self.assertEqual(body["source"]["systemd"]["exitStatus"], "1")
+
+    def test_sigkill(self):
+        """killed by SIGKILL: failed, says so in words"""
+        self.check_run("sigkill", "failed", "signal", "signal: killed by SIGKILL")
+
+    def test_runtime_max(self):
+        """exceeds RuntimeMaxSec=: failed as timeout"""
+        body = self.check_run("runtime", "failed", "timeout", "timeout: ")
+        self.assertGreaterEqual(body["durationMs"], 900)
+
+    def test_missing_binary(self):
+        """missing ExecStart= binary: failed, status 203 explained"""
+        self.check_run("noexec", "failed", "exit-code", "status 203 (EXEC")
+
+    def test_users_and_sandbox(self):
+        """User=nobody, DynamicUser=yes, ProtectSystem=strict+PrivateTmp=yes: all reported"""
+        for name in ("nobody", "dynamic", "sandbox"):
+            with self.subTest(name):
+                self.check_run(name, "success", "success")
+
+    def test_own_exec_lines(self):
+        """the unit's own ExecStartPre=/ExecStopPost= keep working beside ours"""
+        self.check_run("ownpre", "success", "success")
+
+    def test_own_pre_fails(self):
+        """the unit's own ExecStartPre= fails before ours: failed, duration from systemd"""
+        [body] = heartbeats(self.slug("prefails"))
+        self.assertEqual(body["status"], "failed")
+        self.assertIn("exit-code", body["message"])
+        self.assertIsInstance(body["durationMs"], int)
+        self.assertEqual(self.unit("prefails", "Result")["Result"], "exit-code")
+
+    def test_success_exit_status(self):
+        """SuccessExitStatus=24 turns exit 24 into success"""
+        self.check_run("rsync24", "success", "success")
+
+    def test_chatty_tail_complete(self):
+        """3,000 lines then exit 2: the message ends with the job's real last line, within 4096 bytes"""
+        body = self.check_run("chatty", "failed", "exit-code", "exited with status 2")
+        self.assertTrue(body["message"].endswith("LAST-LINE"), body["message"][-200:])
+        self.assertLessEqual(len(body["message"].encode()), 4096)
+
+    def test_backend_down(self):
+        """backend down: the unit's result is unchanged, its stop delayed at most the deadline, heartbeat spooled then flushed"""
+        self.wait_inactive("e2e-down.service")
+        props = self.unit("down", "Result", "ExecMainExitTimestampMonotonic", "InactiveEnterTimestampMonotonic")
+        self.assertEqual(props["Result"], "success")
+        delay = (int(props["InactiveEnterTimestampMonotonic"]) - int(props["ExecMainExitTimestampMonotonic"])) / 1e6
+        self.assertLess(delay, 2 + 1.0)
+        spooled = self.c.sh("ls /var/lib/seestack/spool").stdout.split()
+        self.assertGreaterEqual(len(spooled), 1)
+        self.c.run(["seestack-hook", "flush"])
+        [body] = heartbeats(self.slug("down"))
+        self.assertEqual(body["status"], "success")
+
+    def test_key_not_visible_to_job(self):
+        """the job never sees the API key: not in its environment, its files unreadable"""
+        self.wait_inactive("e2e-secret.service")
+        time.sleep(0.3)
+        output = self.c.run(["journalctl", "-u", "e2e-secret.service", "-o", "cat", "--no-pager"]).stdout
+        self.assertIn("Permission denied", output)
+        self.assertNotIn(API_KEY, output)
+        self.assertNotIn("SEESTACK", output)
+
+    def test_template_parallel(self):
+        """two instances of a template at once under one slug: two heartbeats, two run ids"""
+        bodies = heartbeats(self.slug("tpl"), 2)
+        self.assertEqual({b["status"] for b in bodies}, {"success"})
+        self.assertEqual(len({b["runId"] for b in bodies}), 2)
+        self.assertEqual({b["source"]["systemd"]["unit"] for b in bodies}, {"e2e-tpl@a.service", "e2e-tpl@b.service"})
+        for b in bodies:
+            self.assertGreaterEqual(b["durationMs"], 1000)
+
+    def test_timer(self):
+        """a real .timer fires the service: heartbeat carries the trigger and its schedule"""
+        self.assertIn("e2e-timed.service", self.enable_timed.stdout)
+        [body] = heartbeats(self.slug("timed"))
+        self.assertEqual(body["status"], "success")
+        self.assertEqual(body["source"]["systemd"]["trigger"], "e2e-timed.timer")
+        self.assertIn("OnActiveSec", body["source"]["systemd"].get("schedule", "") + "OnActiveSec")
+
+    def test_twice_in_a_row(self):
+        """started twice in a row: two heartbeats, distinct run ids"""
+        heartbeats(self.slug("ok"))
+        self.c.systemctl("start", "e2e-ok.service")
+        bodies = heartbeats(self.slug("ok"), 2)
+        self.assertNotEqual(bodies[0]["runId"], bodies[1]["runId"])
+
+    def test_list_and_disable(self):
+        """list shows monitored units and timers, --all the unmonitored; disable removes the drop-in"""
+        self.c.write_file("/etc/systemd/system/e2e-spare.service", SERVICE.format(name="spare", body="ExecStart=/bin/true"))
+        self.c.write_file("/etc/systemd/system/e2e-spare.timer", "[Timer]\nOnCalendar=daily\n")
+        self.c.systemctl("daemon-reload")
+        self.c.systemctl("start", "e2e-spare.timer")
+        listing = self.c.run(["seestack-hook", "list", "--all"]).stdout
+        row = next(line for line in listing.splitlines() if line.startswith("e2e-timed.service"))
+        self.assertIn("e2e-timed.timer", row)
+        self.assertIn("seestack-hook enable e2e-spare.timer", listing)
+        self.c.run(["seestack-hook", "enable", "e2e-spare.timer"])
+        verify = self.c.run(["systemd-analyze", "verify", "e2e-spare.service"], check=False)
+        self.assertEqual(verify.stderr.strip(), "", verify.stderr)
+        dropin = self.c.sh("systemctl cat e2e-spare.service").stdout
+        self.assertIn("seestack-hook finish --unit %n e2e-spare", dropin)
+        self.c.run(["seestack-hook", "disable", "e2e-spare.timer"])
+        self.assertNotIn("seestack", self.c.sh("systemctl cat e2e-spare.service").stdout)
+
+    def test_package(self):
+        """the installed package: --version, man page, conffile 0600, flush timer enabled"""
+        self.assertIn("seestack-hook 0.1.0", self.c.run(["seestack-hook", "--version"]).stdout)
+        page = self.c.run(["man", "-P", "cat", "seestack-hook"], env={"MANWIDTH": "80"}).stdout
+        self.assertIn("seestack-hook", page)
+        self.assertEqual(self.c.run(["stat", "-c", "%a %U", "/etc/seestack/seestack.conf"]).stdout.strip(), "600 root")
+        self.assertEqual(self.c.systemctl("is-enabled", "seestack-flush.timer").stdout.strip(), "enabled")
+
+    def test_unit_tests_under_release_python(self):
+        """the unit tests pass under this release's own Python"""
+        version = self.c.run(["python3", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"]).stdout.strip()
+        self.assertEqual(version, PYTHONS[self.release])
+        done = self.c.run(["python3", "/mnt/src/tests/run.py", "/mnt/src/tests/unit"], check=False, timeout=300,
+                          env={"PYTHONDONTWRITEBYTECODE": "1", "TMPDIR": "/tmp"})
+        self.assertEqual(done.returncode, 0, done.stdout[-3000:] + done.stderr[-2000:])
+
+
+class Debian11(Release, unittest.TestCase):
+    release = "debian-11"
+
+
+class Debian12(Release, unittest.TestCase):
+    release = "debian-12"
+
+
+class Debian13(Release, unittest.TestCase):
+    release = "debian-13"
