@@ -134,8 +134,8 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    def command(name: str, text: str):
-        return sub.add_parser(name, parents=[common], help=text, description=text,
+    def command(name: str, text: str, settings: bool = True):
+        return sub.add_parser(name, parents=[common] if settings else [], help=text, description=text,
                               epilog=f"example:\n  {EXAMPLES[name]}", formatter_class=argparse.RawDescriptionHelpFormatter)
 
     p = command("start", "record the start of a run (ExecStartPre=); touches no network")
@@ -164,7 +164,7 @@ def build_parser():
     p = command("check", "validate the configuration and show where each setting comes from")
     p.add_argument("--send", metavar="SLUG", help="also send a success heartbeat for SLUG")
 
-    p = command("receive", "run a local SeeStack-compatible receiver for trying a setup")
+    p = command("receive", "run a local SeeStack-compatible receiver for trying a setup", settings=False)
     p.add_argument("--listen", default="127.0.0.1:8099", metavar="HOST:PORT",
                    help="address to listen on (default 127.0.0.1:8099; port 0 picks a free one)")
     p.add_argument("--jsonl", metavar="FILE", help="also append each heartbeat to FILE as JSON lines")
@@ -175,7 +175,7 @@ def build_parser():
 
     for name, text in (("enable", "add monitoring to a unit (writes a drop-in)"),
                        ("disable", "remove the monitoring drop-in from a unit")):
-        p = command(name, text)
+        p = command(name, text, settings=False)
         p.add_argument("unit", metavar="UNIT", help="NAME.service, NAME.timer, NAME@.service or an instance")
         if name == "enable":
             p.add_argument("--slug", help="monitor slug (default: derived from the unit name); may use %%i")
@@ -205,6 +205,7 @@ def parse(argv: list[str]) -> dict[str, object]:
     if command:
         ns["cmd"] = command
     ns["settings"] = {name: ns.pop(name, None) for _, name, _ in COMMON_OPTIONS}
+    ns.setdefault("strict", False)
     return ns
 
 
@@ -227,12 +228,13 @@ def cmd_finish(opts, environ, out: Output) -> int:
 
     slug = check_slug(str(opts["slug"]))
     cfg = config.load(environ, opts["settings"])
-    _warn(cfg, out)
     env = systemd.StopEnv.from_environ(environ, opts.get("unit"))
     record, problem = state.take(cfg.state_dir, slug, env.invocation_id)
+    # The unit's journal tail is read first: our own warnings must not become the job's "last line".
+    run = systemd.finished_run(slug, env, record, cfg, opts.get("status"), os.uname().nodename)
+    _warn(cfg, out)
     if problem:
         out.log("warning", f"{slug}: {problem}; durationMs comes from systemd or is null")
-    run = systemd.finished_run(slug, env, record, cfg, opts.get("status"), os.uname().nodename)
     return _delivered(deliver(cfg, run, out.log), opts)
 
 
@@ -254,7 +256,8 @@ def cmd_ping(opts, environ, out: Output) -> int:
     run = Run(slug, opts["status"], state.new_run_id(), now, duration,
               now - duration / 1000 if duration is not None else None, opts.get("message"), os.uname().nodename,
               {"manual": {"command": "ping"}})
-    return _delivered(deliver(cfg, run, out.log), opts)
+    # An operator's check: unlike the hooks, it exits non-zero when the heartbeat did not get through.
+    return _delivered(deliver(cfg, run, out.log), {"strict": True})
 
 
 def cmd_run(opts, environ, out: Output) -> int:
@@ -279,7 +282,10 @@ def cmd_run(opts, environ, out: Output) -> int:
     except ConfigError as e:
         cfg = None
         out.log("error", f"{slug}: {e}; the command runs unmonitored")
-    finished = run_command(cmd, codes, sys.stderr.buffer)
+    # The job gets our environment minus the key: it is the agent's secret, not the job's.
+    job_env = {k: v for k, v in environ.items() if k != "SEESTACK_API_KEY"}
+    tail_lines = cfg.output_lines if cfg is not None else 0
+    finished = run_command(cmd, codes, sys.stderr.buffer, job_env, tail_lines)
     if finished.launch_error:
         out.log("error", finished.message)
     if cfg is not None:

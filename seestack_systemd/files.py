@@ -14,7 +14,8 @@ from .errors import StateError
 
 # A record or spooled heartbeat is a few KiB; anything far larger is not ours.
 MAX_FILE_BYTES = 1 << 20
-_O_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | getattr(os, "O_NOATIME", 0)
+# O_NONBLOCK: a FIFO planted under a record's name must not hang a hook on open.
+O_READ_PRIVATE = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 
 
 def secure_dir(path: str, create: bool = True) -> str:
@@ -85,7 +86,7 @@ def atomic_write(directory: str, name: str, data: bytes, durable: bool = False, 
 def read_private(path: str) -> bytes:
     """Read a file we wrote: not through a symlink, only a regular file of ours."""
     try:
-        fd = os.open(path, _O_READ)
+        fd = os.open(path, O_READ_PRIVATE)
     except OSError as e:
         if e.errno == 40:  # ELOOP: the name is a symlink someone planted
             raise StateError(f"refusing {path}: it is a symlink") from None

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import fcntl
 import os
+import stat
 import time
 from dataclasses import dataclass
 
 from .errors import StateError
-from .files import atomic_write, secure_dir
+from .files import O_READ_PRIVATE, atomic_write, secure_dir
 from .transport import Connection, CertificateError, classify
 
 SUFFIX = ".heartbeat"
@@ -97,7 +98,7 @@ def flush(spool_dir: str, conn: Connection, deadline_at: float, log: Callable[[s
 def _replay_one(path: str, conn: Connection, deadline_at: float, result: FlushResult, log) -> str:
     """Send one spooled file; '' to go on with the next, or why to stop."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = os.open(path, O_READ_PRIVATE)
     except FileNotFoundError:
         return ""  # someone else sent it
     except OSError as e:
@@ -112,9 +113,9 @@ def _replay_one(path: str, conn: Connection, deadline_at: float, result: FlushRe
         st = os.fstat(fd)
         if st.st_nlink == 0:
             return ""  # sent and removed while we waited
-        if st.st_uid != os.geteuid() or st.st_size > 1 << 20:
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_size > 1 << 20:
             log("error", f"removing {path}: not a spooled heartbeat of ours")
-            _unlink(path)
+            _remove_entry(path)
             return ""
         data = os.read(fd, st.st_size)
         run_id, _, body = data.partition(b"\n")
@@ -153,6 +154,14 @@ def _slug_of(body: bytes) -> str:
         return str(json.loads(body).get("slug", "?"))
     except (ValueError, AttributeError):
         return "?"
+
+
+def _remove_entry(path: str) -> None:
+    """Remove a file, or an empty directory someone put in the spool's way."""
+    try:
+        os.rmdir(path) if os.path.isdir(path) and not os.path.islink(path) else os.unlink(path)
+    except OSError:
+        pass
 
 
 def _unlink(path: str) -> None:

@@ -2,7 +2,7 @@
 
 Small API, built on ``debootstrap`` and ``systemd-nspawn`` (no Docker engine):
 
-    rootfs(release, extra_packages=(), log=print) -> Path     # cached pristine tree
+    rootfs(release, extra_packages=(), log=say) -> Path       # cached pristine tree
     require_root(reason)                                    # skip (or fail in CI)
     with Container("debian-12", binds=[(host, "/mnt/x", True)]) as c:
         c.run(["systemctl", "is-system-running"])             # CompletedProcess, text
@@ -27,6 +27,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -57,6 +58,13 @@ _POWEROFF_TIMEOUT = 30.0
 
 Log = Callable[[str], None]
 Bind = Tuple[Union[str, Path], str, bool]
+
+
+def say(message: str) -> None:
+    """The default log: print one line in a single write, so lines from parallel builds
+    or boots do not interleave (print() writes the text and the newline separately)."""
+    sys.stdout.write(message + "\n")
+    sys.stdout.flush()
 
 
 class CommandFailed(AssertionError):
@@ -128,10 +136,11 @@ def host_mirror() -> str:
     return DEFAULT_MIRROR
 
 
-def rootfs(release: str, extra_packages: Sequence[str] = (), log: Log = print) -> Path:
+def rootfs(release: str, extra_packages: Sequence[str] = (), log: Log = say) -> Path:
     """Return the pristine cached root filesystem for a release, building it once.
 
-    The tree lives in /var/cache/seestack-e2e/<codename>-<hash of the package list>/. It is
+    The tree lives in /var/cache/seestack-e2e/<codename>-<hash of the package list and of
+    _SETUP_VERSION>/. It is
     debootstrapped into a temporary sibling and renamed into place, so an interrupted build
     never leaves a half cache; a flock on a lock file serialises builders of the same tree
     (threads and processes alike). Never boot it read-write: Container overlays or copies it.
@@ -304,6 +313,20 @@ def _kill_leftovers() -> None:
         container.kill()
 
 
+def _sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+# SIGTERM (CI cancelling a job, timeout(1)) would end Python without atexit handlers and
+# leave containers and cgroups behind; as KeyboardInterrupt it unwinds like Ctrl-C, which
+# unittest lets through. Only where nobody installed a handler, and only from the main
+# thread (the only one allowed to).
+if threading.current_thread() is threading.main_thread() and (
+    signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+):
+    signal.signal(signal.SIGTERM, _sigterm)
+
+
 class Container:
     """A booted Debian systemd container; a context manager (boot on enter, poweroff on exit).
 
@@ -319,7 +342,7 @@ class Container:
         name: Optional[str] = None,
         binds: Sequence[Bind] = (),
         persistent: Optional[Path] = None,
-        log: Log = print,
+        log: Log = say,
     ) -> None:
         if release not in RELEASES:
             raise ValueError(f"unknown release {release!r}; expected one of {', '.join(RELEASES)}")
@@ -375,8 +398,7 @@ class Container:
             return
         try:
             # systemctl may be killed by the shutdown it started; its exit code means nothing.
-            subprocess.run(self._nsenter(["systemctl", "poweroff"]), env=self._env(None),
-                           capture_output=True, timeout=10, check=False)
+            _run_group(self._nsenter(["systemctl", "poweroff"]), None, 10, self._env(None))
             self._proc.wait(timeout)
         except subprocess.TimeoutExpired:
             pass
@@ -412,6 +434,11 @@ class Container:
         self._proc = None
         self.pid1 = None
         self._remove_cgroups()
+        # nspawn leaves this directory behind when killed, and also on a clean exit where
+        # /run is not a tmpfs ("Attempted to remove disk file system ... can't allow that").
+        propagate = Path("/run/systemd/nspawn/propagate") / self.name
+        if propagate.exists():
+            _remove_tree(propagate)
         with _live_lock:
             _live.discard(self)
 
@@ -478,9 +505,8 @@ class Container:
             pid1 = next((p for p in _children(self._proc.pid) if _is_namespace_init(p)), None)
             if pid1 is not None:
                 try:
-                    result = subprocess.run(_nsenter(pid1, ["systemctl", "is-system-running", "--wait"]),
-                                            env=self._env(None), capture_output=True, text=True,
-                                            timeout=max(1.0, deadline - time.monotonic()), check=False)
+                    result = _run_group(_nsenter(pid1, ["systemctl", "is-system-running", "--wait"]),
+                                        None, max(1.0, deadline - time.monotonic()), self._env(None))
                 except subprocess.TimeoutExpired:
                     result = None
                 if result is not None:
@@ -550,13 +576,12 @@ class Container:
     ) -> subprocess.CompletedProcess:
         """Run argv inside the container (as root, via nsenter); text in, text out, captured.
 
-        env is added to a clean environment (PATH, HOME=/root, LANG=C.UTF-8). With check=True a
-        non-zero exit raises CommandFailed (an AssertionError) showing stdout and stderr.
+        stdin is input, or /dev/null. On timeout the command is killed inside too and
+        subprocess.TimeoutExpired rises. env is added to a clean environment (PATH, HOME=/root,
+        LANG=C.UTF-8). With check=True a non-zero exit raises CommandFailed (an AssertionError)
+        showing stdout and stderr.
         """
-        result = subprocess.run(
-            self._nsenter(argv), input=input, capture_output=True, text=True, encoding="utf-8",
-            errors="replace", timeout=timeout, env=self._env(env), check=False,
-        )
+        result = _run_group(self._nsenter(argv), input, timeout, self._env(env))
         if check and result.returncode != 0:
             raise CommandFailed(self.name, argv, result)
         return result
@@ -579,8 +604,7 @@ class Container:
         data = content.encode() if isinstance(content, str) else content
         argv = ["/bin/sh", "-ec", 'mkdir -p -- "$(dirname -- "$1")"; cat > "$1"; chmod "$2" "$1"',
                 "sh", path, format(mode, "o")]
-        result = subprocess.run(self._nsenter(argv), input=data, capture_output=True,
-                                timeout=60, env=self._env(None), check=False)
+        result = _run_group(self._nsenter(argv), data, 60, self._env(None))
         if result.returncode != 0:
             raise CommandFailed(self.name, argv, result)
 
@@ -601,12 +625,36 @@ class Container:
             if contains is None or contains in text:
                 return text
             if time.monotonic() >= deadline:
-                raise AssertionError(f"{contains!r} not in the journal of {unit} after {timeout:.0f}s:\n{text}")
+                raise AssertionError(f"{contains!r} not in the journal of {unit} after {timeout}s:\n{text}")
             time.sleep(0.05)
 
 
 def _nsenter(pid1: int, argv: Sequence[str]) -> List[str]:
     return [_tool("nsenter"), f"--target={pid1}", "--mount", "--uts", "--ipc", "--net", "--pid", "--", *argv]
+
+
+def _run_group(
+    argv: Sequence[str], input: Union[str, bytes, None], timeout: float, env: Dict[str, str]
+) -> subprocess.CompletedProcess:
+    """subprocess.run(capture_output=True, check=False), text unless input is bytes, with
+    stdin /dev/null when there is no input, and on timeout SIGKILL to the whole process group:
+    nsenter --pid forks, and killing nsenter alone would leave its child running inside."""
+    text = not isinstance(input, bytes)
+    with subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL if input is None else subprocess.PIPE,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True,
+        **({"encoding": "utf-8", "errors": "replace"} if text else {}),
+    ) as proc:
+        try:
+            out, err = proc.communicate(input, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.communicate()
+            raise
+    return subprocess.CompletedProcess(list(argv), proc.returncode, out, err)
 
 
 def _signal(pid: int) -> None:

@@ -78,13 +78,13 @@ def install(c: harness.Container, deb_name: str) -> None:
     c.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", f"/mnt/dist/{deb_name}"], timeout=180,
           env={"DEBIAN_FRONTEND": "noninteractive"})
     c.write_file("/etc/seestack/api-key", API_KEY + "\n", 0o600)
-    conf = c.read_file("/etc/seestack/seestack.conf")
+    conf = c.read_file("/etc/seestack/seestack.conf")  # its one section, [seestack], comes last
+
     c.write_file("/etc/seestack/seestack.conf",
-                 conf + f"\n[seestack]\nendpoint = {RECEIVER.url}\napi_key_file = /etc/seestack/api-key\n"
-                        f"deadline = {DEADLINE}\n", 0o600)
+                 conf + f"\nendpoint = {RECEIVER.url}\napi_key_file = /etc/seestack/api-key\ndeadline = {DEADLINE}\n", 0o600)
 
 
-def heartbeats(slug: str, count: int = 1, timeout: float = 30) -> List[dict]:
+def heartbeats(slug: str, count: int = 1, timeout: float = 15) -> List[dict]:
     """Wait for ``count`` heartbeats of ``slug``; fail on more arriving soon after."""
     deadline = time.monotonic() + timeout
     while True:
