@@ -30,7 +30,8 @@ SERVICE = "[Unit]\nDescription=e2e {name}\nStartLimitIntervalSec=0\n[Service]\nT
 SCENARIOS: Dict[str, str] = {
     "ok": "ExecStart=/bin/sh -c 'echo starting; sleep 0.5; echo Processed 1842 records'",
     "exit1": "ExecStart=/bin/sh -c 'echo step one; echo \"fatal: disk full\" >&2; exit 1'",
-    "sigkill": "ExecStart=/bin/sh -c 'echo about to die; kill -KILL $$'",
+    # systemd turns '$$' into '$': '$$$$' reaches the shell as its own pid.
+    "sigkill": "ExecStart=/bin/sh -c 'echo about to die; kill -KILL $$$$'",
     "runtime": "Type=simple\nRuntimeMaxSec=1\nExecStart=/bin/sleep 30",
     "noexec": "ExecStart=/nonexistent/bin/job",
     "nobody": "User=nobody\nExecStart=/bin/sh -c 'id -un; sleep 0.2'",
@@ -281,8 +282,13 @@ class Release:
         self.assertIn("e2e-timed.timer", row)
         self.assertIn("seestack-hook enable e2e-spare.timer", listing)
         self.c.run(["seestack-hook", "enable", "e2e-spare.timer"])
-        verify = self.c.run(["systemd-analyze", "verify", "e2e-spare.service"], check=False)
-        self.assertEqual(verify.stderr.strip(), "", verify.stderr)
+        if self.release != "debian-11":
+            # systemd 247's verify cannot start its manager in these containers ("Failed to
+            # determine supported controllers"), so it checks nothing there.
+            verify = self.c.run(["systemd-analyze", "verify", "e2e-spare.service", "seestack-flush.service",
+                                 "seestack-flush.timer", "/usr/share/seestack-systemd/example-report.service",
+                                 "/usr/share/seestack-systemd/example-report.timer"], check=False)
+            self.assertEqual(verify.stderr.strip(), "", verify.stderr)
         dropin = self.c.sh("systemctl cat e2e-spare.service").stdout
         self.assertIn("seestack-hook finish --unit %n e2e-spare", dropin)
         self.c.run(["seestack-hook", "disable", "e2e-spare.timer"])
