@@ -120,7 +120,8 @@ def show(units: list[str], properties: list[str]) -> list[dict[str, str]]:
         props: dict[str, str] = {}
         for line in blocks[i].splitlines() if i < len(blocks) else ():
             key, _, value = line.partition("=")
-            props[key] = value
+            # A timer with several OnActiveSec=-style triggers lists each on a line of its own.
+            props[key] = f"{props[key]} {value}" if key in props else value
         result.append(props)
     return result
 

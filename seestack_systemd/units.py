@@ -238,8 +238,11 @@ def _timers(root: Optional[str], user: bool, environ: Mapping[str, str]) -> Dict
                 name = os.path.basename(path)
                 found.setdefault(name, {"Unit": _timer_unit_from_file(path) or name[:-6] + ".service"})
         return found
-    names = _systemctl(user, "list-units", "--type=timer", "--all", "--no-legend", "--plain", "--no-pager").stdout
-    timers = [line.split()[0] for line in names.splitlines() if line.split() and line.split()[0].endswith(".timer")]
+    # Loaded timers (instances too) and installed ones: systemd unloads an idle timer nothing references.
+    loaded = _systemctl(user, "list-units", "--type=timer", "--all", "--no-legend", "--plain", "--no-pager").stdout
+    files = _systemctl(user, "list-unit-files", "--type=timer", "--no-legend", "--no-pager").stdout
+    words = [line.split()[0] for line in (loaded + "\n" + files).splitlines() if line.split()]
+    timers = sorted({w for w in words if w.endswith(".timer") and "@." not in w})
     if not timers:
         return {}
     from .systemd import show
