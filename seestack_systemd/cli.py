@@ -324,7 +324,7 @@ def cmd_check(opts, environ, out: Output) -> int:
         out.log("warning", warning)
     if waiting:
         out.log("warning", f"{waiting} heartbeat(s) wait in the spool, the oldest for {age or 0:.0f}s:"
-                           " the backend was unreachable; 'seestack-hook flush' retries now")
+                           " they could not be delivered when sent; 'seestack-hook flush' retries now")
     for problem in problems:
         out.log("error", problem)
     if problems:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
 
 from . import __version__
+from .record import Record
 
 MESSAGE_LIMIT_BYTES = 4096
 TRUNCATION_MARK = "…[truncated]"
@@ -18,8 +18,7 @@ _CONTROL = dict.fromkeys(c for c in range(32) if c not in (9, 10))
 _CONTROL[127] = None
 
 
-@dataclass
-class Run:
+class Run(Record):
     """What is known about one finished run; ``body()`` turns it into the wire format."""
 
     slug: str
@@ -30,7 +29,7 @@ class Run:
     started_at: float | None = None
     message: str | None = None
     host: str | None = None
-    source: dict = field(default_factory=dict)
+    source: dict | None = None  # free-form context, e.g. {"systemd": {...}}
 
 
 def check_status(status: str) -> str:

@@ -12,17 +12,16 @@ import fcntl
 import os
 import stat
 import time
-from dataclasses import dataclass
 
 from .errors import StateError
+from .record import Record
 from .files import O_READ_PRIVATE, atomic_write, secure_dir
 from .transport import Connection, CertificateError, classify
 
 SUFFIX = ".heartbeat"
 
 
-@dataclass
-class FlushResult:
+class FlushResult(Record):
     """What a flush did: sent (or found already accepted), dropped as refused, left."""
 
     sent: int = 0

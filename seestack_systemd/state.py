@@ -13,31 +13,21 @@ import time
 
 from .errors import StateError
 from .files import atomic_write, read_private, secure_dir
+from .record import Record
 
 MANUAL_ID = "manual"
 BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
 _HEX = frozenset("0123456789abcdef")
 
 
-class StartRecord:
-    """When a run started, by both clocks, and the run id its heartbeat will carry.
+class StartRecord(Record):
+    """When a run started, by both clocks, and the run id its heartbeat will carry."""
 
-    A plain class: importing dataclasses would double the cost of ``start``.
-    """
-
-    __slots__ = ("run_id", "invocation_id", "wall", "mono", "boot_id")
-
-    def __init__(self, run_id: str, invocation_id: str, wall: float, mono: float, boot_id: str) -> None:
-        self.run_id, self.invocation_id, self.wall, self.mono, self.boot_id = run_id, invocation_id, wall, mono, boot_id
-
-    def _fields(self) -> tuple:
-        return tuple(getattr(self, name) for name in self.__slots__)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, StartRecord) and self._fields() == other._fields()
-
-    def __repr__(self) -> str:
-        return "StartRecord(" + ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__) + ")"
+    run_id: str
+    invocation_id: str
+    wall: float
+    mono: float
+    boot_id: str
 
     def duration_ms(self, now_wall: float, now_mono: float, boot_id: str) -> int:
         """Monotonic time when still on the same boot (immune to clock steps), else wall."""

@@ -7,12 +7,11 @@ are read through ``subprocess.run`` with argument lists.
 
 from __future__ import annotations
 
-import subprocess
 import time
-from dataclasses import dataclass
 
 from .config import Config
 from .heartbeat import MESSAGE_LIMIT_BYTES, Run
+from .record import Record
 from .state import StartRecord, current_boot_id
 
 # The journal can get a job's last lines a little after its exit: re-read until
@@ -49,8 +48,7 @@ RESULT_WORDS = {
     "core-dump": "dumped core",
 }
 
-@dataclass
-class StopEnv:
+class StopEnv(Record):
     """The unit's view of how this run ended, as ExecStopPost= sees it."""
 
     unit: str | None
@@ -107,6 +105,8 @@ def summary(env: StopEnv) -> str:
 
 def show(units: list[str], properties: list[str]) -> list[dict[str, str]]:
     """``systemctl show`` for several units in one call; one dict per unit ({} on failure)."""
+    import subprocess  # only hooks given a unit pay for it
+
     try:
         out = subprocess.run(
             ["systemctl", "show", "--no-pager", "-p", ",".join(properties), "--", *units],
@@ -158,6 +158,8 @@ def _schedule(timer: dict[str, str]) -> str:
 
 def journal_tail(invocation_id: str, lines: int, sleep=time.sleep) -> list[str]:
     """The last ``lines`` lines this invocation wrote, read until the journal has settled."""
+    import subprocess
+
     argv = ["journalctl", f"_SYSTEMD_INVOCATION_ID={invocation_id}", "-o", "cat", "--no-pager", "-q", "-n", str(lines)]
     previous = None
     for _ in range(JOURNAL_MAX_READS):
