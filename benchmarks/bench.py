@@ -35,6 +35,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)
+from seestack_systemd.state import new_run_id  # noqa: E402  (the id the hooks use)
 RESULTS = os.path.join(HERE, "RESULTS.md")
 PY = "/usr/bin/python3"
 DEB_HOOK = "/usr/bin/seestack-hook"
@@ -95,14 +97,6 @@ def quartiles(values: list[float]) -> tuple[float, float]:
         return min(values), max(values)
     q = statistics.quantiles(values, n=4)
     return q[0], q[2]
-
-
-def new_run_id() -> str:
-    b = bytearray(os.urandom(16))
-    b[6] = (b[6] & 0x0F) | 0x40
-    b[8] = (b[8] & 0x3F) | 0x80
-    h = b.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def heartbeat_body(slug: str, run_id: str, finished_at: float | None = None) -> bytes:
