@@ -31,8 +31,8 @@ SETTING_FLAGS = {flag: name for flag, name, _ in COMMON_OPTIONS}
 HOOK_OPTIONS = {"--unit": "unit", "--status": "status"}
 
 EXAMPLES = {
-    "start": "ExecStartPre=+-/usr/bin/seestack-hook start --unit %n nightly-backup",
-    "finish": "ExecStopPost=+-/usr/bin/seestack-hook finish --unit %n nightly-backup\n"
+    "start": "ExecStartPre=+-/usr/bin/seestack-hook start --unit %n -- nightly-backup",
+    "finish": "ExecStopPost=+-/usr/bin/seestack-hook finish --unit %n -- nightly-backup\n"
               "  seestack-hook finish --status failed nightly-backup     # outside systemd",
     "ping": "seestack-hook ping nightly-backup --status success --message 'manual check'",
     "run": "seestack-hook run nightly-backup --success-exit 0,24 -- rsync -a /srv/ backup:/srv/",
@@ -87,6 +87,9 @@ def fast_parse(argv: list[str]) -> dict[str, object] | None:
     args = list(argv[1:])
     while args:
         arg = args.pop(0)
+        if arg == "--":  # what follows is the slug, even one that starts with '-'
+            positional.extend(args)
+            break
         if arg == "--strict":
             opts["strict"] = True
             continue

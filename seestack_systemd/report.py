@@ -70,6 +70,8 @@ def replay(config: Config, conn: Connection, deadline_at: float, log: Callable[[
 
 def _spool(config: Config, run: Run, body: bytes, log: Callable[[str, str], None]) -> str:
     try:
+        if os.path.dirname(config.spool_dir.rstrip("/")) == config.data_dir.rstrip("/"):
+            secure_dir(config.data_dir)  # a planted link there would redirect the spool
         dropped = spool.put(config.spool_dir, run.run_id, body, run.finished_at,
                             config.spool_max_files, config.spool_max_bytes)
     except StateError as e:

@@ -132,8 +132,13 @@ def _replay_one(path: str, conn: Connection, deadline_at: float, result: FlushRe
         slug = _slug_of(body)
         delivery = classify(status, reply, slug, conn.target.key_source)
         if delivery.delivered:
-            _unlink(path)
             result.sent += 1
+            try:
+                os.unlink(path)
+            except OSError as e:
+                # Left in place it would be sent again on every run: stop and say why.
+                log("error", f"cannot remove delivered heartbeat {path}: {e.strerror}; fix the spool's permissions")
+                return f"cannot remove {path}"
             return ""
         if delivery.outcome == "temporary" or status in (401, 403):
             # Down, or a key problem that affects every heartbeat: keep them for later.

@@ -53,11 +53,16 @@ def current_boot_id() -> str:
         return ""
 
 
+def is_invocation_id(text: str) -> bool:
+    """Whether ``text`` has the form systemd gives $INVOCATION_ID: 32 lowercase hex digits."""
+    return len(text) == 32 and _HEX.issuperset(text)
+
+
 def record_id(invocation_id: str | None) -> str:
     """The record's file id: a systemd invocation id (32 hex digits), or ``manual``."""
     if not invocation_id:
         return MANUAL_ID
-    if len(invocation_id) != 32 or not _HEX.issuperset(invocation_id):
+    if not is_invocation_id(invocation_id):
         raise StateError(f"invalid INVOCATION_ID {invocation_id[:40]!r}: expected 32 hex digits as systemd sets it")
     return invocation_id
 
@@ -83,7 +88,10 @@ def take(state_dir: str, slug: str, invocation_id: str | None) -> tuple[StartRec
     import json
 
     directory = os.path.join(state_dir, slug)
-    path = os.path.join(directory, record_id(invocation_id) + ".json")
+    try:
+        path = os.path.join(directory, record_id(invocation_id) + ".json")
+    except StateError as e:
+        return None, str(e)
     missing = f"no start record for {slug} (was 'seestack-hook start {slug}' run for this invocation?)"
     try:
         secure_dir(state_dir, create=False)
@@ -98,7 +106,10 @@ def take(state_dir: str, slug: str, invocation_id: str | None) -> tuple[StartRec
     except (OSError, StateError) as e:
         _remove(path)
         return None, f"ignoring start record {path}: {e}"
-    _remove(path)
+    problem = _remove(path)
+    if problem:
+        # A record left behind would be taken again by the next run: same runId, wrong duration.
+        return None, f"cannot remove start record {path} ({problem}), so it is not used"
     try:
         doc = json.loads(raw)
         record = StartRecord(
@@ -111,8 +122,12 @@ def take(state_dir: str, slug: str, invocation_id: str | None) -> tuple[StartRec
     return record, None
 
 
-def _remove(path: str) -> None:
+def _remove(path: str) -> str | None:
+    """Remove ``path``; the reason when that failed (gone already is fine)."""
     try:
         os.unlink(path)
-    except OSError:
+    except FileNotFoundError:
         pass
+    except OSError as e:
+        return e.strerror
+    return None

@@ -244,9 +244,9 @@ def finished_run(
 def _run_id_for(env: StopEnv) -> str:
     """Without a start record the invocation id (a UUID's 128 bits) still names the run
     uniquely, so a replayed heartbeat keeps one id; outside systemd a new one."""
-    from .state import new_run_id
+    from .state import is_invocation_id, new_run_id
 
     i = env.invocation_id
-    if i and len(i) == 32:
+    if i and is_invocation_id(i):
         return f"{i[:8]}-{i[8:12]}-{i[12:16]}-{i[16:20]}-{i[20:]}"
     return new_run_id()

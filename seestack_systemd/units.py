@@ -160,7 +160,7 @@ def slug_in(path: str) -> Optional[str]:
     if MARKER not in text:
         return None
     for line in text.splitlines():
-        if line.startswith("ExecStopPost=") and " finish " in line:
+        if line.startswith("ExecStopPost=") and " finish " in line:  # the slug is the last word
             return line.split()[-1]
     return None
 

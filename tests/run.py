@@ -48,6 +48,12 @@ class LineResult(unittest.TestResult):
         self._line("FAIL", test)
         print(self.errors[-1][1], flush=True)
 
+    def addSubTest(self, test, subtest, err):
+        super().addSubTest(test, subtest, err)
+        if err is not None:  # a failing subtest gets its own line; passing ones stay quiet
+            self._line("FAIL", subtest)
+            print(self._exc_info_to_string(err, test), flush=True)
+
     def addSkip(self, test, reason):
         super().addSkip(test, reason)
         self._line("skip", test, f": {reason}")

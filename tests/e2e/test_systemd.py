@@ -290,7 +290,7 @@ class Release:
                                  "/usr/share/seestack-systemd/example-report.timer"], check=False)
             self.assertEqual(verify.stderr.strip(), "", verify.stderr)
         dropin = self.c.sh("systemctl cat e2e-spare.service").stdout
-        self.assertIn("seestack-hook finish --unit %n e2e-spare", dropin)
+        self.assertIn("seestack-hook finish --unit %n -- e2e-spare", dropin)
         self.c.run(["seestack-hook", "disable", "e2e-spare.timer"])
         self.assertNotIn("seestack", self.c.sh("systemctl cat e2e-spare.service").stdout)
 

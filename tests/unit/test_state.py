@@ -166,14 +166,15 @@ class IdTests(unittest.TestCase):
         self.assertEqual(len({state.new_run_id() for _ in range(10_000)}), 10_000)
 
     def test_invalid_invocation_id(self):
-        """an INVOCATION_ID that is not 32 lowercase hex digits raises StateError in new_record and take"""
+        """an INVOCATION_ID that is not 32 lowercase hex digits: StateError from new_record, (None, why) from take"""
         for bad in ("abc", "g" * 32, INV_A.upper(), INV_A + "0", "../../../../../../tmp/evil-0000000", INV_A[:-1] + "/"):
             with self.subTest(invocation_id=bad):
                 with self.assertRaises(StateError) as cm:
                     state.new_record(bad)
                 self.assertIn("32 hex", str(cm.exception))
-                with self.assertRaises(StateError):
-                    state.take(tempfile.gettempdir(), SLUG, bad)
+                record, why = state.take(tempfile.gettempdir(), SLUG, bad)
+                self.assertIsNone(record)
+                self.assertIn("32 hex", why)
 
 
 class BrokenRecordTests(StateCase):

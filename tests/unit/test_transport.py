@@ -146,6 +146,7 @@ class ResponseClasses(unittest.TestCase):
         import os
 
         tmp = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, tmp)
         cert, key = os.path.join(tmp, "c.pem"), os.path.join(tmp, "k.pem")
         if not shutil.which("openssl"):
             self.skipTest("needs the openssl command to make a certificate")

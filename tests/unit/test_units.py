@@ -34,8 +34,8 @@ class Units(HookTestCase):
         self.assertIn("'backup'", done.stdout)
         with open(self.dropin("backup.service")) as f:
             text = f.read()
-        self.assertIn("ExecStartPre=+-/usr/bin/seestack-hook start --unit %n backup\n", text)
-        self.assertIn("ExecStopPost=+-/usr/bin/seestack-hook finish --unit %n backup\n", text)
+        self.assertIn("ExecStartPre=+-/usr/bin/seestack-hook start --unit %n -- backup\n", text)
+        self.assertIn("ExecStopPost=+-/usr/bin/seestack-hook finish --unit %n -- backup\n", text)
         self.assertEqual(stat.S_IMODE(os.stat(self.dropin("backup.service")).st_mode), 0o644)
 
     def test_idempotent_and_force(self):
@@ -56,7 +56,7 @@ class Units(HookTestCase):
         done = self.hook("enable", "db_dump@.service", "--slug", "db-dump-%i", "--root", self.root)
         self.assertEqual(done.returncode, 0, done.stderr)
         with open(self.dropin("db_dump@.service")) as f:
-            self.assertIn("finish --unit %n db-dump-%i\n", f.read())
+            self.assertIn("finish --unit %n -- db-dump-%i\n", f.read())
         bad = self.hook("enable", "db_dump@.service", "--slug", "DB-%i", "--root", self.root)
         self.assertEqual(bad.returncode, 2)
         self.assertEqual(len(bad.stderr.strip().splitlines()), 1)
