@@ -95,6 +95,25 @@ def _tool(name: str) -> str:
     return path
 
 
+class ReleaseTest:
+    """Mixin for the tests of one release: ``release`` names it, and every line the
+    runner prints for them starts with it."""
+
+    release = ""
+
+    def shortDescription(self) -> str:
+        return f"{self.release}: {super().shortDescription()}"
+
+
+def per_release(base: type, namespace: dict) -> None:
+    """Define Debian11, Debian12 and Debian13 in ``namespace`` (a test module's globals()):
+    ``base``'s tests run once per release."""
+    for release in RELEASES:
+        name = "Debian" + release.split("-")[1]
+        namespace[name] = type(name, (base, unittest.TestCase),
+                               {"release": release, "__module__": namespace["__name__"], "__qualname__": name})
+
+
 def require_root(reason: str) -> None:
     """Skip the calling test(s) where containers cannot run; fail instead when CI is set.
 

@@ -57,18 +57,12 @@ def setUpModule() -> None:
         future.result()
 
 
-class _ReleaseChecks:
-    """The checks for one release; subclasses name it in RELEASE."""
-
-    RELEASE = ""
-
-    def shortDescription(self) -> str:
-        # The runner prints this line: say which release it was about.
-        return f"{self.RELEASE}: {super().shortDescription()}"
+class _ReleaseChecks(harness.ReleaseTest):
+    """The checks for one release."""
 
     @property
     def c(self) -> harness.Container:
-        return CONTAINERS[self.RELEASE]
+        return CONTAINERS[self.release]
 
     def test_system_state(self) -> None:
         """systemd reports running or degraded"""
@@ -82,7 +76,7 @@ class _ReleaseChecks:
     def test_python_version(self) -> None:
         """python3 is the release's version"""
         out = self.c.run(["python3", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"]).stdout
-        self.assertEqual(out.strip(), PYTHON_VERSIONS[self.RELEASE])
+        self.assertEqual(out.strip(), PYTHON_VERSIONS[self.release])
 
     def test_host_loopback_reachable(self) -> None:
         """a server on the host's 127.0.0.1 answers from inside"""
@@ -106,37 +100,4 @@ class _ReleaseChecks:
         self.assertEqual(mode, "600")
 
 
-class Debian11(_ReleaseChecks, unittest.TestCase):
-    RELEASE = "debian-11"
-
-
-class Debian12(_ReleaseChecks, unittest.TestCase):
-    RELEASE = "debian-12"
-
-
-class Debian13(_ReleaseChecks, unittest.TestCase):
-    RELEASE = "debian-13"
-
-
-class MoreContainers(unittest.TestCase):
-    """Containers beyond the module's three, booted while those are still running."""
-
-    def test_same_release_twice(self) -> None:
-        """debian-12: a second container of a running release boots alongside it"""
-        with harness.Container("debian-12") as second:
-            self.assertEqual(second.run(["hostname"]).stdout.strip(), second.name)
-            self.assertEqual(second.systemctl("--failed", "--plain", "--no-legend").stdout.strip(), "")
-
-    def test_persistent_survives_kill(self) -> None:
-        """debian-12 persistent: a file written before kill() is there after boot()"""
-        # /var/tmp: a root filesystem copy (250 MB) is too big for a tmpfs /tmp.
-        tmp = tempfile.TemporaryDirectory(dir="/var/tmp")
-        self.addCleanup(tmp.cleanup)
-        container = harness.Container("debian-12", persistent=Path(tmp.name) / "root", log=lambda _: None)
-        self.addCleanup(container.poweroff)
-        container.boot()
-        container.write_file("/var/lib/seestack-e2e-marker", "before the power loss\n")
-        container.kill()
-        self.assertFalse(container.running)
-        container.boot()
-        self.assertEqual(container.read_file("/var/lib/seestack-e2e-marker"), "before the power loss\n")
+harness.per_release(_ReleaseChecks, globals())

@@ -154,10 +154,9 @@ def named_seestack(c: harness.Container) -> List[str]:
     return sorted(found + existing(c, ["/run/seestack"]))
 
 
-class Release:
+class Release(harness.ReleaseTest):
     """The package's life cycle on one release (subclasses set ``release``)."""
 
-    release = ""
     s: Setup
     c: harness.Container
 
@@ -165,9 +164,6 @@ class Release:
     def setUpClass(cls) -> None:
         cls.s = SETUPS[cls.release]
         cls.c = cls.s.c
-
-    def shortDescription(self) -> str:
-        return f"{self.release}: {super().shortDescription()}"
 
     def status(self) -> str:
         """dpkg's status of the package: 'ii' installed, 'rc' removed with conffiles, '' unknown."""
@@ -309,13 +305,4 @@ class Release:
         self.assertEqual(existing(self.c, self.s.preexisting), self.s.preexisting)
 
 
-class Debian11(Release, unittest.TestCase):
-    release = "debian-11"
-
-
-class Debian12(Release, unittest.TestCase):
-    release = "debian-12"
-
-
-class Debian13(Release, unittest.TestCase):
-    release = "debian-13"
+harness.per_release(Release, globals())

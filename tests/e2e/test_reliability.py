@@ -112,9 +112,8 @@ def wait_until(what: str, check, timeout: float = 20.0, every: float = 0.1):
         time.sleep(every)
 
 
-class Reliability(unittest.TestCase):
-    def shortDescription(self) -> str:
-        return f"{RELEASE}: {super().shortDescription()}"
+class Reliability(harness.ReleaseTest, unittest.TestCase):
+    release = RELEASE
 
     def spool(self, c: harness.Container) -> List[Tuple[str, str, bytes]]:
         """(file name, run id, body) of each spooled heartbeat, oldest first."""

@@ -109,10 +109,9 @@ def _slug(request) -> str:
         return ""
 
 
-class Release:
+class Release(harness.ReleaseTest):
     """The scenarios, run against one release (subclasses set ``release``)."""
 
-    release = ""
     c: harness.Container
     started: Dict[str, float]
 
@@ -137,9 +136,6 @@ class Release:
             cls.c.systemctl("start", "--no-block", f"e2e-{name}.service")
         cls.c.systemctl("start", "--no-block", "e2e-tpl@a.service", "e2e-tpl@b.service")
         cls.c.systemctl("start", "e2e-timed.timer")
-
-    def shortDescription(self) -> str:
-        return f"{self.release}: {super().shortDescription()}"
 
     def unit(self, name: str, *props: str) -> Dict[str, str]:
         out = self.c.systemctl("show", "-p", ",".join(props), f"e2e-{name}.service").stdout
@@ -303,13 +299,4 @@ class Release:
         self.assertEqual(done.returncode, 0, done.stdout[-3000:] + done.stderr[-2000:])
 
 
-class Debian11(Release, unittest.TestCase):
-    release = "debian-11"
-
-
-class Debian12(Release, unittest.TestCase):
-    release = "debian-12"
-
-
-class Debian13(Release, unittest.TestCase):
-    release = "debian-13"
+harness.per_release(Release, globals())
