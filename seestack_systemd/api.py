@@ -101,7 +101,9 @@ class monitor:
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         if self.handle is not None and not self.handle.finished:
-            if exc_type is None:
+            # sys.exit(0) (or sys.exit()) inside the block is a clean end, not a failure.
+            clean_exit = exc_type is SystemExit and exc.code in (0, None)
+            if exc_type is None or clean_exit:
                 finish_job(self.handle, "success")
             else:
                 finish_job(self.handle, "failed", f"{exc_type.__name__}: {exc}")

@@ -13,7 +13,7 @@ import os
 import sys
 
 from . import __version__
-from .errors import ConfigError, SeestackError, StateError, UsageError
+from .errors import ConfigError, SeestackError, UsageError
 
 PROG = "seestack-hook"
 EX_OK, EX_FAIL, EX_USAGE, EX_TEMPFAIL, EX_CONFIG = 0, 1, 2, 75, 78
@@ -55,7 +55,7 @@ class Output:
         self.quiet_info = quiet_info
 
     def log(self, level: str, text: str) -> None:
-        if level == "info" and self.quiet_info:
+        if (level == "info" and self.quiet_info) or sys.stderr is None:  # stderr closed: nowhere to say it
             return
         line = " ".join(str(text).split("\n"))
         if self.journal:
@@ -121,8 +121,6 @@ def build_parser():
     group = common.add_argument_group("settings (override the config file and environment)")
     for flag, name, text in COMMON_OPTIONS:
         group.add_argument(flag, dest=name, metavar=name.split("_")[-1].upper(), help=text)
-    group.add_argument("--strict", action="store_true",
-                       help="exit non-zero on failure (75 undelivered, 78 bad configuration) instead of 0")
 
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -141,15 +139,18 @@ def build_parser():
         return sub.add_parser(name, parents=[common] if settings else [], help=text, description=text,
                               epilog=f"example:\n  {EXAMPLES[name]}", formatter_class=argparse.RawDescriptionHelpFormatter)
 
+    strict_help = "exit non-zero on failure (75 undelivered, 78 bad configuration) instead of 0"
     p = command("start", "record the start of a run (ExecStartPre=); touches no network")
     p.add_argument("slug", help="the monitor's slug: lowercase letters, digits and '-'")
     p.add_argument("--unit", help="the unit's name, as %%n gives it")
+    p.add_argument("--strict", action="store_true", help=strict_help)
 
     p = command("finish", "report the run that just stopped (ExecStopPost=)")
     p.add_argument("slug", help="the monitor's slug")
     p.add_argument("--unit", help="the unit's name, as %%n gives it")
     p.add_argument("--status", choices=("success", "failed"),
-                   help="the outcome when $SERVICE_RESULT is not set (outside systemd)")
+                   help="the outcome when $SERVICE_RESULT is not set (outside systemd; default success)")
+    p.add_argument("--strict", action="store_true", help=strict_help)
 
     p = command("ping", "send one heartbeat by hand")
     p.add_argument("slug")
@@ -219,7 +220,7 @@ def cmd_start(opts, environ, out: Output) -> int:
     from .slug import check_slug
 
     slug = check_slug(str(opts["slug"]))
-    cfg = config.load(environ, opts["settings"], with_key=False)
+    cfg = config.load(environ, opts["settings"], with_key=False, state_dir_only=True)
     state.save(cfg.state_dir, slug, state.new_record(environ.get("INVOCATION_ID")))
     return EX_OK
 
@@ -238,7 +239,7 @@ def cmd_finish(opts, environ, out: Output) -> int:
     _warn(cfg, out)
     if problem:
         out.log("warning", f"{slug}: {problem}; durationMs comes from systemd or is null")
-    return _delivered(deliver(cfg, run, out.log), opts)
+    return _delivered(deliver(cfg, run, out.log), bool(opts.get("strict")))
 
 
 def cmd_ping(opts, environ, out: Output) -> int:
@@ -260,7 +261,7 @@ def cmd_ping(opts, environ, out: Output) -> int:
               now - duration / 1000 if duration is not None else None, opts.get("message"), os.uname().nodename,
               {"manual": {"command": "ping"}})
     # An operator's check: unlike the hooks, it exits non-zero when the heartbeat did not get through.
-    return _delivered(deliver(cfg, run, out.log), {"strict": True})
+    return _delivered(deliver(cfg, run, out.log), strict=True)
 
 
 def cmd_run(opts, environ, out: Output) -> int:
@@ -270,7 +271,6 @@ def cmd_run(opts, environ, out: Output) -> int:
     from .runner import run_command
     from .slug import check_slug
 
-    slug = check_slug(opts["slug"])
     cmd = list(opts["cmd"])
     if not cmd:
         raise UsageError("run needs a command: seestack-hook run SLUG -- COMMAND [ARGS...]")
@@ -278,17 +278,20 @@ def cmd_run(opts, environ, out: Output) -> int:
         codes = [int(c) for c in str(opts["success_exit"]).split(",") if c.strip()]
     except ValueError:
         raise UsageError(f"--success-exit {opts['success_exit']!r}: use exit codes separated by commas, e.g. 0,24") from None
+    slug = str(opts["slug"])
     try:
+        check_slug(slug)
         cfg: config.Config | None = config.load(environ, opts["settings"])
         cfg.endpoint_parsed()
         cfg.require_key()
-    except ConfigError as e:
+    except (ConfigError, ValueError) as e:
+        # A monitoring problem never keeps the job from running.
         cfg = None
         out.log("error", f"{slug}: {e}; the command runs unmonitored")
     # The job gets our environment minus the key: it is the agent's secret, not the job's.
     job_env = {k: v for k, v in environ.items() if k != "SEESTACK_API_KEY"}
     tail_lines = cfg.output_lines if cfg is not None else 0
-    finished = run_command(cmd, codes, sys.stderr.buffer, job_env, tail_lines)
+    finished = run_command(cmd, codes, job_env, tail_lines)
     if finished.launch_error:
         out.log("error", finished.message)
     if cfg is not None:
@@ -298,7 +301,7 @@ def cmd_run(opts, environ, out: Output) -> int:
                   os.uname().nodename, {"command": {"argv0": os.path.basename(cmd[0]), "exitCode": finished.exit_code}})
         try:
             deliver(cfg, run, out.log)
-        except SeestackError as e:
+        except Exception as e:  # noqa: BLE001 - whatever happens to the heartbeat, the job's code stands
             out.log("error", f"{slug}: heartbeat not sent: {e}")
     # The command's own exit code, whatever happened to the heartbeat.
     return finished.exit_code
@@ -314,14 +317,15 @@ def cmd_check(opts, environ, out: Output) -> int:
             attempt()
         except ConfigError as e:
             problems.append(str(e))
-    print(f"config file     {cfg.config_file or '(none found; defaults apply)'}")
+    print(f"{'config file':20} {cfg.config_file or '(none found; defaults apply)'}")
     for name in ("endpoint", "timeout", "deadline", "state_dir", "data_dir", "spool_dir", "allow_insecure_http",
                  "ca_file", "https_proxy", "no_proxy", "output_lines", "success_message",
                  "spool_max_files", "spool_max_bytes"):
         value = getattr(cfg, name)
         where = cfg.sources.get(name, "default" if value == config.SETTINGS[name][0] else "derived")
-        print(f"{name:15} {value if value not in (None, '') else '(not set)'}    [{where}]")
-    print(f"{'api_key':15} {cfg.key_hint()}")
+        shown = ("yes" if value else "no") if isinstance(value, bool) else value
+        print(f"{name:20} {shown if shown not in (None, '') else '(not set)'}    [{where}]")
+    print(f"{'api_key':20} {cfg.key_hint()}")
     waiting, age = spool.stats(cfg.spool_dir)
     for warning in cfg.warnings:
         out.log("warning", warning)
@@ -341,8 +345,7 @@ def cmd_check(opts, environ, out: Output) -> int:
 
         run = Run(check_slug(opts["send"]), "success", new_run_id(), time.time(), 0, None,
                   "seestack-hook check --send", os.uname().nodename, {"manual": {"command": "check"}})
-        delivery = deliver(cfg, run, out.log)
-        return EX_OK if delivery.delivered else (EX_TEMPFAIL if delivery.outcome == "temporary" else EX_FAIL)
+        return _delivered(deliver(cfg, run, out.log), strict=True)
     print("configuration OK")
     return EX_OK
 
@@ -429,8 +432,9 @@ def _warn(cfg, out: Output) -> None:
         out.log("warning", f"sending the API key over plain http:// to {cfg.endpoint} (allow_insecure_http = yes)")
 
 
-def _delivered(delivery, opts) -> int:
-    if delivery.delivered or not opts.get("strict"):
+def _delivered(delivery, strict: bool) -> int:
+    """0 when delivered, or whatever happened unless ``strict``; else 75 (temporary) or 1."""
+    if delivery.delivered or not strict:
         return EX_OK
     return EX_TEMPFAIL if delivery.outcome == "temporary" else EX_FAIL
 

@@ -15,7 +15,7 @@ from .errors import ConfigError
 DEFAULT_CONFIG_FILE = "/etc/seestack/seestack.conf"
 SECTION = "seestack"
 CREDENTIAL_NAME = "seestack-api-key"
-ENVSETTINGS = {
+ENV_SETTINGS = {
     "SEESTACK_ENDPOINT": "endpoint",
     "SEESTACK_STATE_DIR": "state_dir",
     "SEESTACK_DATA_DIR": "data_dir",
@@ -49,15 +49,18 @@ class Endpoint:
         return f"{self.scheme}://{host}:{self.port}{self.path}"
 
 
-def parse_endpoint(url: str, allow_insecure_http: bool = False) -> Endpoint:
-    """Split and check an endpoint URL: https://, or http:// to loopback (or when allowed)."""
+def parse_endpoint(url: str, allow_insecure_http: bool = False, setting: str = "endpoint") -> Endpoint:
+    """Split and check a URL for ``setting``: https://, or http:// to loopback (or when
+    allowed). Errors name the setting."""
     if "@" in url:
         # Said without echoing the URL: what stands before '@' is a secret.
-        raise ConfigError("the endpoint URL holds credentials ('user:secret@'): remove them; the key goes in api_key_file")
+        hint = "the key goes in api_key_file" if setting == "endpoint" else "proxy credentials are not supported"
+        raise ConfigError(f"{setting}: the URL holds credentials ('user:secret@'): remove them; {hint}")
     scheme, sep, rest = url.strip().partition("://")
     scheme = scheme.lower()
     if not sep or scheme not in ("http", "https"):
-        raise ConfigError(f"endpoint {url!r} is not a URL: use https://HOST[/PATH]")
+        example = "https://HOST[/PATH]" if setting == "endpoint" else "http://HOST:PORT"
+        raise ConfigError(f"{setting} {url!r} is not a URL: use {example}")
     hostport, _, path = rest.partition("/")
     if hostport.startswith("["):
         host, _, port_text = hostport[1:].partition("]")
@@ -65,13 +68,13 @@ def parse_endpoint(url: str, allow_insecure_http: bool = False) -> Endpoint:
     else:
         host, _, port_text = hostport.partition(":")
     if not host:
-        raise ConfigError(f"endpoint {url!r} has no host name")
+        raise ConfigError(f"{setting} {url!r} has no host name")
     try:
         port = int(port_text) if port_text else (443 if scheme == "https" else 80)
         if not 0 < port < 65536:
             raise ValueError
     except ValueError:
-        raise ConfigError(f"endpoint {url!r} has a bad port {port_text!r}") from None
+        raise ConfigError(f"{setting} {url!r} has a bad port {port_text!r}") from None
     base = path.split("?")[0].strip("/")
     endpoint = Endpoint(scheme, host.lower(), port, "/" + base if base else "")
     if scheme == "http" and not endpoint.is_loopback and not allow_insecure_http:
@@ -194,8 +197,8 @@ def _convert(name: str, raw: str, where: str):
             raise ValueError
     except ValueError:
         expected = {
-            "timeout": "a number of seconds greater than 0, e.g. 5",
-            "deadline": "a number of seconds greater than 0, e.g. 10",
+            "timeout": "a number of seconds above 0 and at most 3600, e.g. 5",
+            "deadline": "a number of seconds above 0 and at most 3600, e.g. 10",
             "bool": "yes or no",
             "count": "a whole number of 0 or more",
             "success_message": "last-line or none",
@@ -237,9 +240,11 @@ def _parse_file(path: str, text: str) -> dict[str, str]:
     parser = configparser.ConfigParser(interpolation=None)
     try:
         parser.read_string(text, source=path)
+    except configparser.MissingSectionHeaderError:
+        raise ConfigError(f"{path}: settings must follow a [{SECTION}] line") from None
     except configparser.Error as e:
-        first = str(e).splitlines()[0]
-        raise ConfigError(f"{path} is not a valid INI file: {first}; settings go under a [{SECTION}] line") from None
+        first = " ".join(str(e).split())
+        raise ConfigError(f"{path} is not a valid INI file: {first}") from None
     if not parser.has_section(SECTION):
         if parser.sections():
             raise ConfigError(f"{path} has no [{SECTION}] section: put the settings under a [{SECTION}] line")
@@ -247,11 +252,12 @@ def _parse_file(path: str, text: str) -> dict[str, str]:
     return dict(parser.items(SECTION))
 
 
-def load(environ: dict[str, str], flags: dict[str, str | None] | None = None, with_key: bool = True) -> Config:
+def load(environ: dict[str, str], flags: dict[str, str | None] | None = None, with_key: bool = True,
+         state_dir_only: bool = False) -> Config:
     """Build the configuration from ``flags`` (setting name -> text, plus ``config`` and
-    ``api_key_file``), ``environ`` and the config file. ``with_key=False`` is for
-    ``start``: it needs only the state directory, so the file is parsed only when it
-    mentions one, and no key is read."""
+    ``api_key_file``), ``environ`` and the config file. ``with_key=False`` reads no key
+    and checks no network setting. ``state_dir_only`` is for ``start``, which needs only
+    the state directory: the file is parsed only when a line of it sets one."""
     flags = {k: v for k, v in (flags or {}).items() if v is not None}
     warnings: list[str] = []
     values: dict[str, object] = {}
@@ -266,16 +272,22 @@ def load(environ: dict[str, str], flags: dict[str, str | None] | None = None, wi
         if explicit:
             raise ConfigError(f"config file {path} does not exist; create it or fix SEESTACK_CONFIG/--config") from None
         text = ""
+    except PermissionError as e:
+        if explicit:
+            raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
+        # Root-only by design: a user's own job can still run on settings from its environment.
+        warnings.append(f"cannot read {path} ({e.strerror}): using settings from the environment only")
+        text = ""
     except OSError as e:
         raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
-    if text and (with_key or _sets(text, "state_dir")):
+    if text and (not state_dir_only or _sets(text, "state_dir")):
         file_values = _parse_file(path, text)
     for name, raw in file_values.items():
         if name in SETTINGS:
             values[name], sources[name] = _convert(name, raw, path), f"config file {path}"
         elif name not in ("api_key", "api_key_file"):
             warnings.append(f"{path}: unknown setting {name!r} ignored")
-    for var, name in ENVSETTINGS.items():
+    for var, name in ENV_SETTINGS.items():
         if environ.get(var):
             values[name], sources[name] = _convert(name, environ[var], f"${var}"), f"environment ${var}"
     for name, raw in flags.items():
@@ -287,7 +299,16 @@ def load(environ: dict[str, str], flags: dict[str, str | None] | None = None, wi
     config.warnings = warnings
     if with_key:
         config.api_key, config.api_key_source = _find_key(environ, flags, file_values, path, warnings)
+        _check_network(config)
     return config
+
+
+def _check_network(config: Config) -> None:
+    """Settings that would only fail at send time fail here, where `check` sees them."""
+    if config.ca_file and not os.access(config.ca_file, os.R_OK):
+        raise ConfigError(f"ca_file {config.ca_file} cannot be read: give the path of a PEM bundle of the CA(s)")
+    if config.https_proxy:
+        parse_endpoint(config.https_proxy, allow_insecure_http=True, setting="https_proxy")
 
 
 def _sets(text: str, name: str) -> bool:

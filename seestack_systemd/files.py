@@ -43,6 +43,9 @@ def secure_dir(path: str, create: bool = True) -> str:
     if st.st_uid != os.geteuid():
         raise StateError(f"refusing {path}: it is owned by uid {st.st_uid}, not {os.geteuid()}; fix: chown {os.geteuid()} {path}")
     if st.st_mode & 0o022:
+        if st.st_mode & stat.S_ISVTX:  # a shared directory such as /tmp: chmod would break it for others
+            raise StateError(f"refusing {path}: it is shared with other users; use a directory of its own,"
+                             " e.g. the default /run/seestack or /var/lib/seestack")
         raise StateError(f"refusing {path}: others can write to it; fix: chmod 700 {path}")
     return path
 

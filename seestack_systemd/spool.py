@@ -31,11 +31,14 @@ class FlushResult(Record):
 
 
 def entries(spool_dir: str) -> list[str]:
-    """Spooled file names, oldest first ([] when there is no spool yet)."""
+    """Spooled file names, oldest first ([] when there is no spool yet); StateError when
+    the spool cannot be read."""
     try:
         return sorted(n for n in os.listdir(spool_dir) if n.endswith(SUFFIX))
     except FileNotFoundError:
         return []
+    except OSError as e:
+        raise StateError(f"cannot read the spool {spool_dir}: {e.strerror}") from None
 
 
 def put(spool_dir: str, run_id: str, body: bytes, finished_at: float, max_files: int, max_bytes: int) -> int:
@@ -74,7 +77,12 @@ def flush(spool_dir: str, conn: Connection, deadline_at: float, log: Callable[[s
     empty, ``deadline_at`` comes, or the backend fails temporarily (it is down:
     the rest would fail too)."""
     result = FlushResult()
-    names = entries(spool_dir)
+    try:
+        names = entries(spool_dir)
+    except StateError as e:
+        log("error", f"spool not replayed: {e}")
+        result.stopped_by = str(e)
+        return result
     if not names:
         return result
     try:
@@ -135,6 +143,8 @@ def _replay_one(path: str, conn: Connection, deadline_at: float, result: FlushRe
             result.sent += 1
             try:
                 os.unlink(path)
+            except FileNotFoundError:
+                pass  # dropped meanwhile by a full spool's clean-up: gone is what we wanted
             except OSError as e:
                 # Left in place it would be sent again on every run: stop and say why.
                 log("error", f"cannot remove delivered heartbeat {path}: {e.strerror}; fix the spool's permissions")

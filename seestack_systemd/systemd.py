@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 from .config import Config
-from .heartbeat import MESSAGE_LIMIT_BYTES, Run
+from .heartbeat import MESSAGE_LIMIT_BYTES, TRUNCATION_MARK, Run
 from .record import Record
 from .state import StartRecord, current_boot_id
 
@@ -44,7 +44,6 @@ RESULT_WORDS = {
     "oom-kill": "the out-of-memory killer stopped it",
     "start-limit-hit": "started too often; systemd refused to start it",
     "protocol": "broke the service start-up protocol",
-    "exec-condition": "its ExecCondition= said no",
     "core-dump": "dumped core",
 }
 
@@ -176,19 +175,24 @@ def journal_tail(invocation_id: str, lines: int, sleep=time.sleep) -> list[str]:
 
 def tail_within(head: str, lines: list[str], limit: int = MESSAGE_LIMIT_BYTES) -> str:
     """``head`` then as many of the *last* ``lines`` as fit in ``limit`` bytes: the end of
-    a job's output says why it failed, so that is what is kept."""
-    room = limit - len(head.encode("utf-8")) - 1
+    a job's output says why it failed, so that is what is kept. When output had to be
+    left out, the message ends with the contract's ``…[truncated]``."""
+    mark = "\n" + TRUNCATION_MARK
+    room = limit - len(head.encode("utf-8")) - 1 - len(mark.encode("utf-8"))
     kept: list[str] = []
+    cut = False
     for line in reversed(lines):
         data = line.encode("utf-8")
         if len(data) + 1 > room:
             if not kept and room > 64:
                 # One huge last line: its end is still the part worth reading.
                 kept.append("…" + data[-(room - 4):].decode("utf-8", "ignore"))
+            cut = True
             break
         kept.append(line)
         room -= len(data) + 1
-    return "\n".join([head, *reversed(kept)]) if kept else head
+    text = "\n".join([head, *reversed(kept)]) if kept else head
+    return text + mark if cut else text
 
 
 def finished_run(
@@ -204,7 +208,8 @@ def finished_run(
     message a person reads in an alert, and the ``source.systemd`` context."""
     now_wall, now_mono = time.time(), time.monotonic()
     if env.service_result:
-        status = "success" if env.service_result == "success" else "failed"
+        # exec-condition: ExecCondition= chose to skip this run; systemd counts that as success.
+        status = "success" if env.service_result in ("success", "exec-condition") else "failed"
     status = status or "success"
     facts = unit_facts(env.unit) if env.unit and env.invocation_id else {}
 
@@ -225,6 +230,8 @@ def finished_run(
         output = journal_tail(env.invocation_id, wants_output)
     if status == "failed":
         message = tail_within(summary(env) if env.service_result else "failed", output)
+    elif env.service_result == "exec-condition":
+        message = "skipped: its ExecCondition= said not to run"
     else:
         message = output[-1] if output else None
 

@@ -65,6 +65,9 @@ class Target(Record):
     https_proxy: str | None = None
     no_proxy: str | None = None
 
+    def __repr__(self) -> str:
+        return f"Target({self.endpoint}, key from {self.key_source})"  # never the key itself
+
 
 class Connection:
     """One keep-alive connection to the endpoint, reopened when the server closes it."""
@@ -233,7 +236,7 @@ def _proxy_for(target: Target) -> Endpoint | None:
         entry = entry.lstrip(".").lower()
         if entry == "*" or (entry and (host == entry or host.endswith("." + entry))):
             return None
-    return parse_endpoint(target.https_proxy, allow_insecure_http=True)
+    return parse_endpoint(target.https_proxy, allow_insecure_http=True, setting="https_proxy")
 
 
 def _resolve(host: str, port: int, deadline_at: float) -> tuple:

@@ -25,6 +25,7 @@ SYSTEM_UNIT_DIRS = ("etc/systemd/system", "run/systemd/system", "lib/systemd/sys
 # Specifiers systemd may expand in a slug; their result is validated by the hook at run time.
 SLUG_SPECIFIERS = ("%i", "%j", "%p")
 UNIT_SUFFIXES = (".service", ".timer")
+OWN_TIMER = "seestack-flush.timer"  # the agent's own: nothing to monitor there
 
 
 @dataclass
@@ -114,6 +115,10 @@ def _timer_unit_from_file(path: str) -> Optional[str]:
 
 def _show(user: bool, unit: str, properties: List[str]) -> Dict[str, str]:
     done = _systemctl(user, "show", "--no-pager", "-p", ",".join(properties), "--", unit)
+    if done.returncode:
+        first = (done.stderr.strip().splitlines() or ["no output"])[0]
+        raise StateError(f"systemctl show {unit} failed: {first}; on a machine without systemd running,"
+                         " --root DIR works on the unit files")
     return dict(line.partition("=")[::2] for line in done.stdout.splitlines() if "=" in line)
 
 
@@ -239,7 +244,11 @@ def _timers(root: Optional[str], user: bool, environ: Mapping[str, str]) -> Dict
                 found.setdefault(name, {"Unit": _timer_unit_from_file(path) or name[:-6] + ".service"})
         return found
     # Loaded timers (instances too) and installed ones: systemd unloads an idle timer nothing references.
-    loaded = _systemctl(user, "list-units", "--type=timer", "--all", "--no-legend", "--plain", "--no-pager").stdout
+    listed = _systemctl(user, "list-units", "--type=timer", "--all", "--no-legend", "--plain", "--no-pager")
+    if listed.returncode:
+        first = (listed.stderr.strip().splitlines() or ["no output"])[0]
+        raise StateError(f"systemctl list-units failed: {first}; --root DIR lists from the unit files instead")
+    loaded = listed.stdout
     files = _systemctl(user, "list-unit-files", "--type=timer", "--no-legend", "--no-pager").stdout
     words = [line.split()[0] for line in (loaded + "\n" + files).splitlines() if line.split()]
     timers = sorted({w for w in words if w.endswith(".timer") and "@." not in w})
@@ -284,7 +293,8 @@ def list_lines(config: Config, root: Optional[str] = None, user: bool = False, s
     if show_all:
         lines.append("")
         lines.append("timers not monitored yet:")
-        missing = [(t, p.get("Unit", "")) for t, p in sorted(timers.items()) if p.get("Unit") not in watched]
+        missing = [(t, p.get("Unit", "")) for t, p in sorted(timers.items())
+                   if p.get("Unit") not in watched and t != OWN_TIMER]
         for timer, service in missing:
             lines.append(f"  {timer:32} -> {service:32} seestack-hook enable {timer}")
         if not missing:

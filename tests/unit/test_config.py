@@ -583,3 +583,45 @@ class SecrecyTests(TempDirCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class NetworkSettings(unittest.TestCase):
+    """Settings that would only fail when sending are refused when loading, naming the setting."""
+
+    def load(self, **env):
+        return config.load(dict({"SEESTACK_CONFIG": self.path, "SEESTACK_API_KEY": "k" * 12}, **env))
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(self.tmp.cleanup)
+        self.path = os.path.join(self.tmp.name, "seestack.conf")
+
+    def write(self, text):
+        with open(self.path, "w") as f:
+            f.write("[seestack]\n" + text)
+        os.chmod(self.path, 0o600)
+
+    def test_missing_ca_file(self):
+        """a ca_file that does not exist is a ConfigError naming ca_file"""
+        self.write("ca_file = /nonexistent/ca.pem\n")
+        with self.assertRaises(ConfigError) as cm:
+            self.load()
+        self.assertIn("ca_file /nonexistent/ca.pem", str(cm.exception))
+
+    def test_bad_proxy(self):
+        """an https_proxy that is no URL, or holds credentials, is a ConfigError naming https_proxy"""
+        for value, words in (("proxy:3128", "https_proxy 'proxy:3128' is not a URL"),
+                             ("http://user:pw@proxy:3128", "https_proxy: the URL holds credentials")):
+            with self.subTest(value):
+                self.write(f"https_proxy = {value}\n")
+                with self.assertRaises(ConfigError) as cm:
+                    self.load()
+                self.assertIn(words, str(cm.exception))
+                self.assertNotIn("pw@", str(cm.exception))
+
+    def test_list_reads_data_dir(self):
+        """with_key=False (list) still reads every setting of the file; only start skips it"""
+        self.write("data_dir = /srv/seestack-data\n")
+        self.assertEqual(config.load({"SEESTACK_CONFIG": self.path}, with_key=False).data_dir, "/srv/seestack-data")
+        quick = config.load({"SEESTACK_CONFIG": self.path}, with_key=False, state_dir_only=True)
+        self.assertEqual(quick.data_dir, "/var/lib/seestack")

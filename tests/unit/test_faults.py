@@ -803,7 +803,11 @@ class Messages(FaultCase):
                 self.assertIn(b"x" * (1 << 20) if i == 0 else b"line 00000 ", ran.stderr_bytes)
                 message = self.assertCleanMessage(self.backend.wait_for(i + 1)[-1])
                 self.assertTrue(message.startswith("exited with status 3"), message[:80])
-                self.assertTrue(message.endswith("END" if i == 0 else "LAST"), message[-80:])
+                if i == 0:  # one line over 4096 bytes: cut, marked at the end as the contract says
+                    self.assertTrue(message.endswith("\n…[truncated]"), message[-80:])
+                    self.assertTrue(message[: -len("\n…[truncated]")].endswith("END"), message[-80:])
+                else:  # the last output_lines lines fit whole: nothing cut, no mark
+                    self.assertTrue(message.endswith("LAST"), message[-80:])
                 self.assertLess(ran.took, 5.0)
 
     def test_invalid_utf8_and_nuls(self):

@@ -32,6 +32,8 @@ STOP_ENVS = {
                 "something-new: exited with status 4"),
     "exec": ({"SERVICE_RESULT": "exit-code", "EXIT_CODE": "exited", "EXIT_STATUS": "203"}, "failed",
              "exit-code: exited with status 203 (EXEC"),
+    "exec-condition": ({"SERVICE_RESULT": "exec-condition", "EXIT_CODE": "exited", "EXIT_STATUS": "1"}, "success",
+                       "skipped: its ExecCondition= said not to run"),
 }
 
 
@@ -146,8 +148,8 @@ class HookFlow(HookTestCase):
         self.assertEqual((body["status"], body["message"], body["durationMs"]), ("success", "checked by hand", 1500))
 
     def test_wrong_key_names_source(self):
-        """401: the log names where the key came from, never the key; --strict exits 1"""
-        done = self.hook("ping", "job", "--status", "success", "--strict", env={"SEESTACK_API_KEY": "wrong-key-zzzz9999"})
+        """401: the log names where the key came from, never the key; ping exits 1"""
+        done = self.hook("ping", "job", "--status", "success", env={"SEESTACK_API_KEY": "wrong-key-zzzz9999"})
         self.assertEqual(done.returncode, 1)
         self.assertIn("$SEESTACK_API_KEY", done.stderr)
         self.assertNotIn("wrong-key-zzzz9999", done.stderr)

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import unittest
 
@@ -82,6 +83,45 @@ class RunCommand(HookTestCase):
         self.assertEqual(body["status"], "failed")
         self.assertIn("killed by SIGTERM", body["message"])
 
+    def test_invalid_slug_runs_unmonitored(self):
+        """an invalid slug is one error line; the command still runs and its exit code stands"""
+        done = self.hook("run", "My_Job", "--", "sh", "-c", "echo ran; exit 3")
+        self.assertEqual((done.returncode, done.stdout), (3, "ran\n"))
+        self.assertIn("runs unmonitored", done.stderr)
+        self.assertEqual(self.receiver.requests, [])
+
+    def test_cannot_exec(self):
+        """a file that cannot be executed (no shebang) exits 126 with a clear line and reports failed"""
+        script = os.path.join(self.dir, "script")
+        with open(script, "w") as f:
+            f.write("echo no shebang\n")
+        os.chmod(script, 0o755)
+        with open(script, "rb+") as f:
+            f.write(b"\x7fELF")  # a broken binary: the kernel refuses it (ENOEXEC)
+        done = self.hook("run", "job", "--", script)
+        self.assertEqual(done.returncode, 126, done.stderr)
+        self.assertIn("could not be started", done.stderr)
+        self.assertEqual(self.receiver.wait_for(1)[0].json()["status"], "failed")
+
+    def test_unreadable_spool_keeps_exit_code(self):
+        """a spool that cannot be read: the heartbeat is still sent and the job's exit code stands"""
+        self.env["SEESTACK_SPOOL_DIR"] = "/etc/hostname"  # not a directory
+        done = self.hook("run", "job", "--", "sh", "-c", "exit 0")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertIn("spool not replayed", done.stderr)
+        self.assertEqual(self.receiver.wait_for(1)[0].json()["status"], "success")
+
+    def test_progress_output_passes_at_once(self):
+        """stderr without a newline (progress output) reaches the caller while the command runs"""
+        proc = subprocess.Popen([sys.executable, "-m", "seestack_systemd", "run", "job", "--", "sh", "-c",
+                                 "printf 'progress 50%%\\r' >&2; sleep 5"], cwd=ROOT, env=self.env,
+                                stderr=subprocess.PIPE)
+        self.addCleanup(proc.kill)
+        started = time.monotonic()
+        first = proc.stderr.read(12)
+        self.assertEqual(first, b"progress 50%")
+        self.assertLess(time.monotonic() - started, 3)
+
     def test_usage(self):
         """run without a command is a usage error (exit 2)"""
         self.assertEqual(self.hook("run", "job").returncode, 2)
@@ -98,6 +138,17 @@ class Heartbeat(unittest.TestCase):
                 self.assertLessEqual(len(data), MESSAGE_LIMIT_BYTES)
                 self.assertGreater(len(data), MESSAGE_LIMIT_BYTES - 4)
                 self.assertTrue(text.endswith(TRUNCATION_MARK))
+
+    def test_tail_cut_is_marked(self):
+        """a failure's output tail cut to fit 4096 bytes keeps the last lines and ends with …[truncated]"""
+        from seestack_systemd.systemd import tail_within
+
+        message = tail_within("exit-code: exited with status 1", [f"line {i} " + "x" * 400 for i in range(20)])
+        self.assertLessEqual(len(message.encode()), MESSAGE_LIMIT_BYTES)
+        self.assertTrue(message.endswith("line 19 " + "x" * 400 + "\n" + TRUNCATION_MARK))
+        self.assertNotIn("line 0 ", message)
+        whole = tail_within("exit-code: exited with status 1", ["short", "lines"])
+        self.assertEqual(whole, "exit-code: exited with status 1\nshort\nlines")
 
     def test_sanitised(self):
         """invalid UTF-8 is replaced, control characters but newline and tab removed"""
@@ -120,8 +171,10 @@ class Library(unittest.TestCase):
         self.receiver = Receiver().start()
         self.addCleanup(self.receiver.stop)
         self.addCleanup(api.configure)
-        api.configure(endpoint=self.receiver.url, api_key=API_KEY, deadline=2, config="/dev/null",
-                      data_dir=os.path.join(os.environ.get("TMPDIR", "/tmp"), f"seestack-lib-{os.getpid()}"))
+        tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(tmp.cleanup)
+        self.data_dir = tmp.name
+        api.configure(endpoint=self.receiver.url, api_key=API_KEY, deadline=2, config="/dev/null", data_dir=self.data_dir)
 
     def test_start_finish(self):
         """start_job/finish_job send one heartbeat with the duration and message"""
@@ -157,7 +210,7 @@ class Library(unittest.TestCase):
     def test_delivery_failure_logged_not_raised(self):
         """backend down: finish_job returns False and logs; the caller's flow is untouched"""
         api.configure(endpoint="http://127.0.0.1:9", api_key=API_KEY, deadline=0.3, config="/dev/null",
-                      data_dir="/nonexistent/seestack")
+                      data_dir=os.path.join(self.data_dir, "down"))
         handle = seestack_systemd.start_job("job")
         with self.assertLogs("seestack_systemd", logging.WARNING) as logs:
             self.assertFalse(seestack_systemd.finish_job(handle, "success"))
@@ -177,6 +230,13 @@ class Library(unittest.TestCase):
         failed, ok = [r.json() for r in self.receiver.wait_for(2)]
         self.assertEqual((failed["status"], failed["message"]), ("failed", "KeyError: 'missing'"))
         self.assertEqual((ok["slug"], ok["status"]), ("job-two", "success"))
+
+    def test_monitor_clean_exit(self):
+        """sys.exit(0) inside monitor() is a success, and still exits"""
+        with self.assertRaises(SystemExit):
+            with seestack_systemd.monitor("job"):
+                sys.exit(0)
+        self.assertEqual(self.receiver.wait_for(1)[0].json()["status"], "success")
 
     def test_configure_rejects_unknown(self):
         """configure() names unknown settings"""
