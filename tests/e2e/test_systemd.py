@@ -40,6 +40,7 @@ SCENARIOS: Dict[str, str] = {
     "ownpre": "ExecStartPre=/bin/true\nExecStart=/bin/sh -c 'sleep 0.2'\nExecStopPost=/bin/true",
     "prefails": "ExecStartPre=/bin/false\nExecStart=/bin/sh -c 'echo never runs'",
     "rsync24": "SuccessExitStatus=24\nExecStart=/bin/sh -c 'echo some files vanished; exit 24'",
+    "skipcond": "ExecCondition=/bin/false\nExecStart=/bin/sh -c 'echo never runs'",
     "chatty": "ExecStart=/bin/sh -c 'i=0; while [ $i -lt 3000 ]; do echo line-$i; i=$((i+1)); done; echo LAST-LINE; exit 2'",
     "down": "Environment=SEESTACK_ENDPOINT=http://127.0.0.1:9 SEESTACK_DEADLINE=2\nExecStart=/bin/sh -c 'sleep 0.2'",
     "secret": "User=nobody\nExecStart=/bin/sh -c 'env; cat /etc/seestack/api-key /etc/seestack/seestack.conf 2>&1; true'",
@@ -210,6 +211,13 @@ class Release(harness.ReleaseTest):
         self.assertIn("exit-code", body["message"])
         self.assertIsInstance(body["durationMs"], int)
         self.assertEqual(self.unit("prefails", "Result")["Result"], "exit-code")
+
+    def test_exec_condition_skip(self):
+        """ExecCondition= skips the run: reported as success 'skipped', never as a failure"""
+        [body] = heartbeats(self.slug("skipcond"))
+        self.assertEqual(body["status"], "success")
+        self.assertIn("skipped", body["message"])
+        self.assertEqual(self.unit("skipcond", "Result")["Result"], "success")
 
     def test_success_exit_status(self):
         """SuccessExitStatus=24 turns exit 24 into success"""
