@@ -93,11 +93,14 @@ def resolve(unit: str, root: Optional[str], user: bool, environ: Mapping[str, st
                 raise UsageError(f"{timer} triggers {service}, which is not found under {root}")
             return service, timer
         return unit, None
+    if unit.endswith("@.service"):
+        # systemctl show takes no template names: look for the template's file.
+        if not _unit_file(None, user, unit, environ):
+            raise UsageError(f"template unit {unit} not found")
+        return unit, None
     props = _show(user, unit, ["LoadState", "Unit"])
-    if props.get("LoadState") in ("not-found", "", None) and not unit.endswith("@.service"):
+    if props.get("LoadState") in ("not-found", "", None):
         raise UsageError(f"unit {unit} not found: check the name with 'systemctl list-unit-files {unit}'")
-    if unit.endswith("@.service") and not _unit_file(None, user, unit, environ):
-        raise UsageError(f"template unit {unit} not found")
     if timer:
         service = props.get("Unit") or unit[: -len(".timer")] + ".service"
         return service, timer
