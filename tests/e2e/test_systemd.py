@@ -230,14 +230,14 @@ class Release(harness.ReleaseTest):
         self.assertLessEqual(len(body["message"].encode()), 4096)
 
     def test_backend_down(self):
-        """backend down: the unit's result is unchanged, its stop delayed at most the deadline, heartbeat spooled then flushed"""
+        """backend down: the unit's result is unchanged, its stop delayed at most the deadline, heartbeat delivered once later"""
         self.wait_inactive("e2e-down.service")
         props = self.unit("down", "Result", "ExecMainExitTimestampMonotonic", "InactiveEnterTimestampMonotonic")
         self.assertEqual(props["Result"], "success")
         delay = (int(props["InactiveEnterTimestampMonotonic"]) - int(props["ExecMainExitTimestampMonotonic"])) / 1e6
         self.assertLess(delay, 2 + 1.0)
-        spooled = self.c.sh("ls /var/lib/seestack/spool").stdout.split()
-        self.assertGreaterEqual(len(spooled), 1)
+        # Another unit's hook may have replayed the spool already (every hook run does): either
+        # way the heartbeat must reach the backend exactly once.
         self.c.run(["seestack-hook", "flush"])
         [body] = heartbeats(self.slug("down"))
         self.assertEqual(body["status"], "success")
@@ -304,7 +304,8 @@ class Release(harness.ReleaseTest):
         self.assertEqual(version, PYTHONS[self.release])
         done = self.c.run(["python3", "/mnt/src/tests/run.py", "/mnt/src/tests/unit"], check=False, timeout=300,
                           env={"PYTHONDONTWRITEBYTECODE": "1", "TMPDIR": "/tmp"})
-        self.assertEqual(done.returncode, 0, done.stdout[-3000:] + done.stderr[-2000:])
+        failures = "\n".join(line for line in done.stdout.splitlines() if line.startswith("FAIL"))
+        self.assertEqual(done.returncode, 0, failures + "\n" + done.stdout[-2000:] + done.stderr[-1000:])
 
 
 harness.per_release(Release, globals())

@@ -105,7 +105,9 @@ class RunCommand(HookTestCase):
 
     def test_unreadable_spool_keeps_exit_code(self):
         """a spool that cannot be read: the heartbeat is still sent and the job's exit code stands"""
-        self.env["SEESTACK_SPOOL_DIR"] = "/etc/hostname"  # not a directory
+        not_a_dir = os.path.join(self.dir, "file")
+        open(not_a_dir, "w").close()
+        self.env["SEESTACK_SPOOL_DIR"] = not_a_dir
         done = self.hook("run", "job", "--", "sh", "-c", "exit 0")
         self.assertEqual(done.returncode, 0, done.stderr)
         self.assertIn("spool not replayed", done.stderr)
