@@ -231,8 +231,14 @@ def cmd_finish(opts, environ, out: Output) -> int:
     from .slug import check_slug
 
     slug = check_slug(str(opts["slug"]))
-    cfg = config.load(environ, opts["settings"])
     env = systemd.StopEnv.from_environ(environ, opts.get("unit"))
+    try:
+        cfg = config.load(environ, opts["settings"])
+    except ConfigError:
+        # No heartbeat can go out, but this run's start record must not pile up in /run.
+        start_cfg = config.load(environ, opts["settings"], with_key=False, state_dir_only=True)
+        state.take(start_cfg.state_dir, slug, env.invocation_id)
+        raise
     record, problem = state.take(cfg.state_dir, slug, env.invocation_id)
     # The unit's journal tail is read first: our own warnings must not become the job's "last line".
     run = systemd.finished_run(slug, env, record, cfg, opts.get("status"), os.uname().nodename)

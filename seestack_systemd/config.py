@@ -282,6 +282,8 @@ def load(environ: dict[str, str], flags: dict[str, str | None] | None = None, wi
         raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
     if text and (not state_dir_only or _sets(text, "state_dir")):
         file_values = _parse_file(path, text)
+    if state_dir_only:  # the other settings, good or bad, are not this caller's business
+        file_values = {k: v for k, v in file_values.items() if k == "state_dir"}
     for name, raw in file_values.items():
         if name in SETTINGS:
             values[name], sources[name] = _convert(name, raw, path), f"config file {path}"

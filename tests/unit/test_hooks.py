@@ -140,6 +140,20 @@ class HookFlow(HookTestCase):
         self.assertIn("no endpoint configured", done.stderr)
         self.assertEqual(self.hook("finish", "job", "--status", "success", "--strict", env=env).returncode, 78)
 
+    def test_bad_config_value_finish_clears_record(self):
+        """a bad setting: start still records, finish says what is wrong, exits 0 and leaves no record behind"""
+        conf = os.path.join(self.dir, "seestack.conf")
+        with open(conf, "w") as f:
+            f.write("[seestack]\ntimeout = ten\n")
+        os.chmod(conf, 0o600)
+        env = {"SEESTACK_CONFIG": conf, "SEESTACK_TIMEOUT": "", "INVOCATION_ID": INVOCATION}
+        self.assertEqual(self.hook("start", "job", env=env).returncode, 0)
+        self.assertTrue(os.path.exists(os.path.join(self.state_dir, "job", INVOCATION + ".json")))
+        done = self.hook("finish", "job", env=dict(env, SERVICE_RESULT="success"))
+        self.assertEqual(done.returncode, 0)
+        self.assertIn("timeout = 'ten' is not valid", done.stderr)
+        self.assertEqual(os.listdir(os.path.join(self.state_dir, "job")), [])
+
     def test_ping(self):
         """ping sends one heartbeat with the given status, message and duration"""
         done = self.hook("ping", "job", "--status", "success", "--message", "checked by hand", "--duration-ms", "1500")
