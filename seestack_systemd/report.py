@@ -55,7 +55,7 @@ def deliver(config: Config, run: Run, log: Callable[[str, str], None]) -> Delive
         log("warning", f"{run.slug}: heartbeat not delivered after {delivery.attempts} attempt(s) in {took:.1f}s:"
                        f" {delivery.detail}; {where}")
     else:
-        log("error", f"{run.slug}: heartbeat refused: {delivery.detail}")
+        log("error", f"{run.slug}: {delivery.detail}; not retried")
     _remember(config, run, delivery, log)
     return delivery
 

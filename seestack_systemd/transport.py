@@ -366,7 +366,7 @@ def send(
 
 def _describe(error: BaseException, endpoint: Endpoint) -> str:
     if isinstance(error, (TimeoutError, socket.timeout)):
-        return f"no answer from {endpoint} before the deadline"
+        return f"no answer from {endpoint} in time (timeout per request, deadline in all)"
     if isinstance(error, ConnectionRefusedError):
         return f"connection refused by {endpoint}"
     if isinstance(error, ConnectionResetError):
