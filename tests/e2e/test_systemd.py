@@ -266,7 +266,7 @@ class Release(harness.ReleaseTest):
         [body] = heartbeats(self.slug("timed"))
         self.assertEqual(body["status"], "success")
         self.assertEqual(body["source"]["systemd"]["trigger"], "e2e-timed.timer")
-        self.assertIn("OnActiveSec", body["source"]["systemd"].get("schedule", "") + "OnActiveSec")
+        self.assertIn("OnActiveUSec=2s", body["source"]["systemd"].get("schedule", ""))
 
     def test_twice_in_a_row(self):
         """started twice in a row: two heartbeats, distinct run ids"""
