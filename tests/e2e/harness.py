@@ -39,8 +39,15 @@ RELEASES = {"debian-11": "bullseye", "debian-12": "bookworm", "debian-13": "trix
 
 # What every root filesystem gets: a bootable systemd, D-Bus for systemctl, the Python the
 # agent runs under, and man-db/groff-base so the package tests can render the man page
-# (measured: +4 s on a ~45 s build, +11 MB).
-BASE_PACKAGES = ("systemd", "systemd-sysv", "dbus", "python3", "man-db", "groff-base")
+# (measured: +4 s on a ~45 s build, +11 MB). Real parts the suite puts in front of the agent:
+# nginx (TLS), tinyproxy (CONNECT proxy), ca-certificates and openssl (a private CA in the
+# system store), curl (the bench's healthchecks-style baseline), and libpam-systemd with
+# dbus-user-session for lingering users' managers. One list, so one cache per release.
+BASE_PACKAGES = ("systemd", "systemd-sysv", "dbus", "python3", "man-db", "groff-base", "nginx", "tinyproxy",
+                 "ca-certificates", "openssl", "curl", "libpam-systemd", "dbus-user-session")
+# Installed above but started only by the tests that use them, on ports of their own: the
+# containers share the host's network, so three default nginx on port 80 would collide.
+MASKED_UNITS = ("nginx.service", "tinyproxy.service")
 
 CACHE_DIR = Path("/var/cache/seestack-e2e")
 # Console output of each container (boot messages, nspawn's own errors), kept after the
@@ -49,7 +56,7 @@ LOG_DIR = Path(tempfile.gettempdir()) / "seestack-e2e"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 
 # Bump when _customize() changes, so existing caches are rebuilt rather than silently reused.
-_SETUP_VERSION = "2"
+_SETUP_VERSION = "3"
 # A fixed PATH for the host tools and the commands run inside: the caller's PATH (pyenv
 # shims, a non-root PATH without /usr/sbin) must not leak into either.
 _PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -233,6 +240,10 @@ def _customize(root: Path) -> None:
     hosts = root / "etc/hosts"
     if not hosts.exists():
         hosts.write_text("127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n")
+    for unit in MASKED_UNITS:
+        link = root / "etc/systemd/system" / unit
+        link.unlink(missing_ok=True)
+        link.symlink_to("/dev/null")
     # Left as is on purpose: /etc/machine-id. debootstrap writes one per tree, so every
     # container booted from one cache shares it; an empty one would instead make each boot
     # a systemd "first boot" (presets, ConditionFirstBoot units), which is less predictable.
