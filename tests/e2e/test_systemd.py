@@ -126,7 +126,12 @@ class Release(harness.ReleaseTest):
         cls.c.write_file("/etc/systemd/system/e2e-tpl@.service", TEMPLATE)
         cls.c.write_file("/etc/systemd/system/e2e-timed.service", TIMED[0])
         cls.c.write_file("/etc/systemd/system/e2e-timed.timer", TIMED[1])
+        # An inactive oneshot nothing references is unloaded at once, and `systemctl show` then
+        # says 0 for every timestamp; an active target ordered after them keeps them loaded.
+        held = " ".join(f"e2e-{name}.service" for name in SCENARIOS)
+        cls.c.write_file("/etc/systemd/system/e2e-hold.target", f"[Unit]\nAfter={held}\n")
         cls.c.systemctl("daemon-reload")
+        cls.c.systemctl("start", "e2e-hold.target")
         for name in SCENARIOS:
             cls.c.run(["seestack-hook", "enable", f"e2e-{name}.service", "--slug", f"{s}-{name}", "--no-reload"])
         cls.c.run(["seestack-hook", "enable", "e2e-tpl@.service", "--slug", f"{s}-tpl", "--no-reload"])
@@ -161,10 +166,14 @@ class Release(harness.ReleaseTest):
         self.assertRegex(body["runId"], r"^[0-9a-f-]{36}$")
         if words:
             self.assertIn(words, body.get("message", ""))
+        # The main process's span when it ran; when it never started (203/EXEC, a failed
+        # ExecStartPre=) the whole activation's, which every run has: the check is never skipped.
         start, end = int(props["ExecMainStartTimestampMonotonic"]), int(props["ExecMainExitTimestampMonotonic"])
-        if start and end:
-            self.assertIsNotNone(body["durationMs"])
-            self.assertLess(abs(body["durationMs"] - (end - start) / 1000), 250, (body["durationMs"], props))
+        if not (start and end):
+            start, end = int(props["InactiveExitTimestampMonotonic"]), int(props["InactiveEnterTimestampMonotonic"])
+        self.assertTrue(start and end and end >= start, props)
+        self.assertIsNotNone(body["durationMs"])
+        self.assertLess(abs(body["durationMs"] - (end - start) / 1000), 250, (body["durationMs"], props))
         self.assertEqual(self.c.sh(f"ls -A /run/seestack/{self.slug(name)} 2>/dev/null || true").stdout, "")
         self.assertEqual(body["source"]["systemd"]["unit"], f"e2e-{name}.service")
         return body
@@ -217,7 +226,10 @@ class Release(harness.ReleaseTest):
         [body] = heartbeats(self.slug("skipcond"))
         self.assertEqual(body["status"], "success")
         self.assertIn("skipped", body["message"])
-        self.assertEqual(self.unit("skipcond", "Result")["Result"], "success")
+        # systemd's own verdict: a skip (Result=exec-condition) that leaves the unit inactive, not failed.
+        self.wait_inactive("e2e-skipcond.service")
+        self.assertEqual(self.unit("skipcond", "Result", "ActiveState"),
+                         {"Result": "exec-condition", "ActiveState": "inactive"})
 
     def test_success_exit_status(self):
         """SuccessExitStatus=24 turns exit 24 into success"""
