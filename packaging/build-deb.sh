@@ -55,6 +55,10 @@ if [ -n "$py_version" ] && [ "$py_version" != "$upstream" ]; then
 fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/seestack-deb.XXXXXX")
+# mktemp makes it 0700. As root, the unit tests in the build drop to uid 65534 to
+# prove permission errors, and that user must reach the source tree (and TMPDIR,
+# which is this directory too) to import the package: the tree holds no secret.
+chmod 0755 "$WORK"
 cleanup() {
 	if [ "${SEESTACK_DEB_KEEP:-0}" = 1 ]; then
 		say "kept build directory $WORK"

@@ -7,13 +7,15 @@ never raised: the job's own errors and control flow are its own.
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import inspect
 import logging
 import os
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from . import config as config_mod
 from .heartbeat import Run, check_status
@@ -87,11 +89,34 @@ def finish_job(handle: JobHandle, status: str, message: Optional[str] = None) ->
         return False
 
 
+def _outcome(exc_type, exc) -> Tuple[str, Optional[str]]:
+    """How a block that ended with ``exc`` is reported: (status, message)."""
+    if exc_type is None or exc_type is GeneratorExit:  # GeneratorExit: the consumer stopped early, no failure
+        return "success", None
+    if exc_type is SystemExit and exc.code in (0, None):  # sys.exit(0) is a clean end
+        return "success", None
+    text = str(exc)
+    return "failed", f"{exc_type.__name__}: {text}" if text else exc_type.__name__
+
+
 class monitor:
-    """``with monitor("slug"):`` or ``@monitor("slug")``: reports success, or failed with
-    the exception's type and message, and always re-raises."""
+    """Report a piece of work as one run of monitor ``slug``: success, or failed with the
+    exception's type and message. The exception is always re-raised.
+
+    - ``with monitor("slug"):`` and ``async with monitor("slug"):``
+    - ``@monitor("slug")`` on a function, a generator function, an ``async def`` or an
+      async generator function: the run starts when the work starts (the call, the first
+      ``next()``, the first ``await``) and ends when it really ends (return, raise, the
+      generator exhausted or closed).
+
+    In async code the heartbeat is delivered in a worker thread (``asyncio.to_thread``),
+    so the event loop keeps running while it is sent.
+    """
 
     def __init__(self, slug: str) -> None:
+        if callable(slug):
+            name = getattr(slug, "__name__", repr(slug))
+            raise TypeError(f"monitor needs the monitor's slug: write @monitor(\"my-job\") above {name}(), not @monitor")
         self.slug = check_slug(slug)
         self.handle: Optional[JobHandle] = None
 
@@ -101,18 +126,59 @@ class monitor:
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         if self.handle is not None and not self.handle.finished:
-            # sys.exit(0) (or sys.exit()) inside the block is a clean end, not a failure.
-            clean_exit = exc_type is SystemExit and exc.code in (0, None)
-            if exc_type is None or clean_exit:
-                finish_job(self.handle, "success")
-            else:
-                finish_job(self.handle, "failed", f"{exc_type.__name__}: {exc}")
+            finish_job(self.handle, *_outcome(exc_type, exc))
         return False
 
-    def __call__(self, func):
+    async def __aenter__(self) -> JobHandle:
+        return self.__enter__()
+
+    async def __aexit__(self, exc_type, exc, tb) -> bool:
+        if self.handle is not None and not self.handle.finished:
+            await asyncio.to_thread(finish_job, self.handle, *_outcome(exc_type, exc))
+        return False
+
+    def __call__(self, func: Callable) -> Callable:
+        slug = self.slug
+        if inspect.isasyncgenfunction(func):
+            @functools.wraps(func)
+            async def async_gen_wrapper(*args, **kwargs):
+                async with monitor(slug):
+                    # What `yield from` does for generators, by hand: asend/athrow/aclose reach func.
+                    agen = func(*args, **kwargs)
+                    try:
+                        item = await agen.__anext__()
+                    except StopAsyncIteration:
+                        return
+                    while True:
+                        try:
+                            sent = yield item
+                        except GeneratorExit:
+                            await agen.aclose()
+                            raise
+                        except BaseException as e:  # noqa: BLE001 - thrown in by the consumer, for func to handle
+                            step = agen.athrow(e)
+                        else:
+                            step = agen.asend(sent)
+                        try:
+                            item = await step
+                        except StopAsyncIteration:
+                            return
+            return async_gen_wrapper
+        if inspect.iscoroutinefunction(func):
+            @functools.wraps(func)
+            async def coroutine_wrapper(*args, **kwargs):
+                async with monitor(slug):
+                    return await func(*args, **kwargs)
+            return coroutine_wrapper
+        if inspect.isgeneratorfunction(func):
+            @functools.wraps(func)
+            def generator_wrapper(*args, **kwargs):
+                with monitor(slug):
+                    return (yield from func(*args, **kwargs))
+            return generator_wrapper
+
         @functools.wraps(func)
         def wrapper(*args, **kwargs):
-            with monitor(self.slug):
+            with monitor(slug):
                 return func(*args, **kwargs)
-
         return wrapper
