@@ -43,9 +43,14 @@ def configure(**settings: Any) -> None:
     _overrides.update(settings)
 
 
+def _argument(name: str) -> str:
+    """How errors name a setting given in code: the configure() argument, not a CLI flag."""
+    return f"configure({name}=...)"
+
+
 def _config() -> config_mod.Config:
     flags = {k: (str(v) if v is not None else None) for k, v in _overrides.items() if k != "api_key"}
-    cfg = config_mod.load(os.environ, flags)
+    cfg = config_mod.load(os.environ, flags, flag_name=_argument)
     if _overrides.get("api_key"):
         cfg.api_key, cfg.api_key_source = str(_overrides["api_key"]), "configure(api_key=...)"
     return cfg

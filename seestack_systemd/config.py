@@ -12,6 +12,10 @@ import os
 
 from .errors import ConfigError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs `start`, which runs before every job, an import
+    from typing import Callable
+
 DEFAULT_CONFIG_FILE = "/etc/seestack/seestack.conf"
 SECTION = "seestack"
 CREDENTIAL_NAME = "seestack-api-key"
@@ -252,12 +256,18 @@ def _parse_file(path: str, text: str) -> dict[str, str]:
     return dict(parser.items(SECTION))
 
 
+def cli_flag(name: str) -> str:
+    """How the command line spells the option of setting ``name``: ``--api-key-file``."""
+    return f"--{name.replace('_', '-')}"
+
+
 def load(environ: dict[str, str], flags: dict[str, str | None] | None = None, with_key: bool = True,
-         state_dir_only: bool = False) -> Config:
+         state_dir_only: bool = False, flag_name: Callable[[str], str] = cli_flag) -> Config:
     """Build the configuration from ``flags`` (setting name -> text, plus ``config`` and
     ``api_key_file``), ``environ`` and the config file. ``with_key=False`` reads no key
     and checks no network setting. ``state_dir_only`` is for ``start``, which needs only
-    the state directory: the file is parsed only when a line of it sets one."""
+    the state directory: the file is parsed only when a line of it sets one. ``flag_name``
+    says how errors name a value given in ``flags`` (the library: ``configure(timeout=...)``)."""
     flags = {k: v for k, v in (flags or {}).items() if v is not None}
     warnings: list[str] = []
     values: dict[str, object] = {}
@@ -270,7 +280,7 @@ def load(environ: dict[str, str], flags: dict[str, str | None] | None = None, wi
         text = _read_text(path, warnings)
     except FileNotFoundError:
         if explicit:
-            raise ConfigError(f"config file {path} does not exist; create it or fix SEESTACK_CONFIG/--config") from None
+            raise ConfigError(f"config file {path} does not exist; create it or fix SEESTACK_CONFIG/{flag_name('config')}") from None
         text = ""
     except PermissionError as e:
         if explicit:
@@ -294,13 +304,13 @@ def load(environ: dict[str, str], flags: dict[str, str | None] | None = None, wi
             values[name], sources[name] = _convert(name, environ[var], f"${var}"), f"environment ${var}"
     for name, raw in flags.items():
         if name in SETTINGS:
-            values[name], sources[name] = _convert(name, raw, f"--{name.replace('_', '-')}"), "command line"
+            values[name], sources[name] = _convert(name, raw, flag_name(name)), "command line"
     config = Config(**values)
     config.config_file = path if text else None
     config.sources = sources
     config.warnings = warnings
     if with_key:
-        config.api_key, config.api_key_source = _find_key(environ, flags, file_values, path, warnings)
+        config.api_key, config.api_key_source = _find_key(environ, flags, file_values, path, warnings, flag_name)
         _check_network(config)
     return config
 
@@ -328,10 +338,12 @@ def _check_key(key: str, source: str) -> str:
 
 
 def _find_key(
-    environ: dict[str, str], flags: dict[str, str], file_values: dict[str, str], path: str, warnings: list[str]
+    environ: dict[str, str], flags: dict[str, str], file_values: dict[str, str], path: str, warnings: list[str],
+    flag_name: Callable[[str], str] = cli_flag,
 ) -> tuple[str | None, str]:
     if flags.get("api_key_file"):
-        return _read_key_file(flags["api_key_file"], "--api-key-file", warnings), f"--api-key-file {flags['api_key_file']}"
+        flag = flag_name("api_key_file")
+        return _read_key_file(flags["api_key_file"], flag, warnings), f"{flag} {flags['api_key_file']}"
     if environ.get("SEESTACK_API_KEY"):
         return _check_key(environ["SEESTACK_API_KEY"], "$SEESTACK_API_KEY"), "environment $SEESTACK_API_KEY"
     if environ.get("SEESTACK_API_KEY_FILE"):
