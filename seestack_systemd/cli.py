@@ -23,7 +23,9 @@ COMMON_OPTIONS: tuple[tuple[str, str, str], ...] = (
     ("--config", "config", "config file (default /etc/seestack/seestack.conf; env SEESTACK_CONFIG)"),
     ("--api-key-file", "api_key_file", "file holding the API key (env SEESTACK_API_KEY_FILE)"),
     ("--endpoint", "endpoint", "backend base URL (env SEESTACK_ENDPOINT)"),
-    ("--state-dir", "state_dir", "where start records live (default /run/seestack)"),
+    ("--state-dir", "state_dir", "where start records live (default /run/seestack; env SEESTACK_STATE_DIR)"),
+    ("--data-dir", "data_dir", "where the spool and last heartbeats live (default /var/lib/seestack;"
+                               " env SEESTACK_DATA_DIR)"),
     ("--timeout", "timeout", "seconds per HTTP request (default 5)"),
     ("--deadline", "deadline", "seconds for the whole delivery, retries included (default 10)"),
 )
@@ -37,7 +39,8 @@ EXAMPLES = {
     "ping": "seestack-hook ping nightly-backup --status success --message 'manual check'",
     "run": "seestack-hook run nightly-backup --success-exit 0,24 -- rsync -a /srv/ backup:/srv/",
     "check": "seestack-hook check --send nightly-backup",
-    "receive": "seestack-hook receive --listen 127.0.0.1:8099 --jsonl /tmp/heartbeats.jsonl --reply 503,202",
+    "receive": "seestack-hook receive --try      # prints the export lines of a scratch setup\n"
+               "  seestack-hook receive --listen 127.0.0.1:8099 --jsonl /tmp/heartbeats.jsonl --reply 503,202",
     "flush": "seestack-hook flush",
     "enable": "seestack-hook enable backup.timer\n  seestack-hook enable 'db-dump@.service' --slug 'db-dump-%i'",
     "disable": "seestack-hook disable backup.service",
@@ -134,10 +137,13 @@ def build_parser():
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
+    parser.commands = {}  # type: ignore[attr-defined]  # name -> its parser, for its usage on errors
 
     def command(name: str, text: str, settings: bool = True):
-        return sub.add_parser(name, parents=[common] if settings else [], help=text, description=text,
-                              epilog=f"example:\n  {EXAMPLES[name]}", formatter_class=argparse.RawDescriptionHelpFormatter)
+        p = sub.add_parser(name, parents=[common] if settings else [], help=text, description=text,
+                           epilog=f"example:\n  {EXAMPLES[name]}", formatter_class=argparse.RawDescriptionHelpFormatter)
+        parser.commands[name] = p  # type: ignore[attr-defined]
+        return p
 
     strict_help = "exit non-zero on failure (75 undelivered, 78 bad configuration) instead of 0"
     p = command("start", "record the start of a run (ExecStartPre=); touches no network")
@@ -173,7 +179,12 @@ def build_parser():
                    help="address to listen on (default 127.0.0.1:8099; port 0 picks a free one)")
     p.add_argument("--jsonl", metavar="FILE", help="also append each heartbeat to FILE as JSON lines")
     p.add_argument("--reply", default="", metavar="CODES",
-                   help="answer the first requests with these statuses, e.g. 503,503,202 or 429:2")
+                   help="answer the first requests with these replies, comma-separated: an HTTP status (503),"
+                        " STATUS:SECONDS to add Retry-After (429:2), hang (never answer), reset (reset the"
+                        " connection) or trickle (a 202 sent one byte a second); e.g. 503,503,202")
+    p.add_argument("--try", dest="try_setup", action="store_true",
+                   help="make a scratch setup (key, config, state and data in a new directory of your own) and"
+                        " print the export lines that point seestack-hook at it and at this receiver")
 
     command("flush", "deliver the heartbeats waiting in the spool")
 
@@ -205,7 +216,11 @@ def parse(argv: list[str]) -> dict[str, object]:
         # Everything after '--' is the job's; options may stand before or after the slug.
         split = list(argv).index("--")
         argv, command = list(argv[:split]), list(argv[split + 1:])
-    ns = vars(build_parser().parse_args(argv))
+    parser = build_parser()
+    parsed, extra = parser.parse_known_args(argv)
+    if extra:  # said with the subcommand's usage, not the top-level one
+        parser.commands[parsed.command].error(f"unrecognized arguments: {' '.join(extra)}")
+    ns = vars(parsed)
     if command:
         ns["cmd"] = command
     ns["settings"] = {name: ns.pop(name, None) for _, name, _ in COMMON_OPTIONS}
@@ -342,6 +357,7 @@ def cmd_check(opts, environ, out: Output) -> int:
         out.log("error", problem)
     if problems:
         return EX_CONFIG
+    print("configuration OK", flush=True)
     if opts.get("send"):
         from .heartbeat import Run
         from .report import deliver
@@ -352,11 +368,11 @@ def cmd_check(opts, environ, out: Output) -> int:
         run = Run(check_slug(opts["send"]), "success", new_run_id(), time.time(), 0, None,
                   "seestack-hook check --send", os.uname().nodename, {"manual": {"command": "check"}})
         return _delivered(deliver(cfg, run, out.log), strict=True)
-    print("configuration OK")
     return EX_OK
 
 
 def cmd_receive(opts, environ, out: Output) -> int:
+    from .config import parse_endpoint
     from .receiver import Receiver, parse_replies
 
     host, _, port = str(opts["listen"]).rpartition(":")
@@ -371,7 +387,23 @@ def cmd_receive(opts, environ, out: Output) -> int:
         receiver = Receiver(host, int(port), replies=replies, jsonl=opts.get("jsonl"), out=sys.stdout)
     except OSError as e:
         raise SeestackError(f"cannot listen on {opts['listen']}: {e.strerror or e}") from None
-    print(f"listening on {receiver.url} (endpoint = {receiver.url}); Ctrl-C stops", flush=True)
+    endpoint = receiver.endpoint
+    try:
+        parse_endpoint(endpoint)
+        hint = f"endpoint = {endpoint}"
+    except ConfigError:  # plain http to a non-loopback address: the agent refuses it unless told otherwise
+        hint = f"endpoint = {endpoint} with allow_insecure_http = yes (plain http:// off loopback)"
+    if opts.get("try_setup"):
+        from . import scratch
+
+        setup = scratch.make(endpoint)
+        receiver.expect_key(setup.api_key)
+        print(f"# A scratch setup in {setup.directory}: paste these lines into another shell, so that nothing\n"
+              "# touches the production config, state or spool (any user can):")
+        print("\n".join(setup.exports))
+        print(f"# then: seestack-hook check --send demo; the hooks read no environment: start/finish"
+              f" --config {setup.config_file}\n# when done: rm -r {setup.directory}")
+    print(f"listening on {receiver.url} ({hint}); Ctrl-C stops", flush=True)
     import signal
 
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))

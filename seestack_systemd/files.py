@@ -18,9 +18,25 @@ MAX_FILE_BYTES = 1 << 20
 O_READ_PRIVATE = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 
 
-def secure_dir(path: str, create: bool = True) -> str:
+# How to point a setting elsewhere, for the errors about the directory it names.
+_SET_ELSEWHERE = {
+    "state_dir": "state_dir (SEESTACK_STATE_DIR, --state-dir)",
+    "data_dir": "data_dir (SEESTACK_DATA_DIR, --data-dir)",
+    "spool_dir": "data_dir (SEESTACK_DATA_DIR, --data-dir) or spool_dir (SEESTACK_SPOOL_DIR)",
+}
+
+
+def elsewhere(setting: str | None) -> str:
+    """The end of a permission error: which setting moves the directory to one of the user's own."""
+    if setting not in _SET_ELSEWHERE:
+        return ""
+    return f"; or set {_SET_ELSEWHERE[setting]} to a directory of your own"
+
+
+def secure_dir(path: str, create: bool = True, setting: str | None = None) -> str:
     """Return ``path`` after checking it is a real directory owned by us and not
-    writable by others; create it 0700 (parents 0755) when missing and ``create``."""
+    writable by others; create it 0700 (parents 0755) when missing and ``create``.
+    Errors about permissions end with how to set ``setting`` to another directory."""
     try:
         st = os.lstat(path)
     except FileNotFoundError:
@@ -34,14 +50,19 @@ def secure_dir(path: str, create: bool = True) -> str:
         except FileExistsError:
             pass
         except OSError as e:
-            raise StateError(f"cannot create directory {path}: {e.strerror}; check that its parent is writable") from None
+            raise StateError(f"cannot create directory {path}: {e.strerror}; check that its parent is writable"
+                             f"{elsewhere(setting)}") from None
         st = os.lstat(path)
     except OSError as e:
-        raise StateError(f"cannot use directory {path}: {e.strerror}") from None
+        raise StateError(f"cannot use directory {path}: {e.strerror}{elsewhere(setting)}") from None
     if not stat.S_ISDIR(st.st_mode):
         raise StateError(f"{path} is not a directory (a symlink or file is in its place): remove it, it is recreated")
     if st.st_uid != os.geteuid():
-        raise StateError(f"refusing {path}: it is owned by uid {st.st_uid}, not {os.geteuid()}; fix: chown {os.geteuid()} {path}")
+        if os.geteuid() != 0 and setting in _SET_ELSEWHERE:  # a user cannot chown; another directory is the fix
+            raise StateError(f"refusing {path}: it is owned by uid {st.st_uid}, not you (uid {os.geteuid()});"
+                             f" set {_SET_ELSEWHERE[setting]} to a directory of your own")
+        raise StateError(f"refusing {path}: it is owned by uid {st.st_uid}, not {os.geteuid()}; fix: chown {os.geteuid()} {path}"
+                         f"{elsewhere(setting)}")
     if st.st_mode & 0o022:
         if st.st_mode & stat.S_ISVTX:  # a shared directory such as /tmp: chmod would break it for others
             raise StateError(f"refusing {path}: it is shared with other users; use a directory of its own,"

@@ -439,6 +439,18 @@ class Receiver:
             host = f"[{host}]"
         return f"http://{host}:{port}"
 
+    @property
+    def endpoint(self) -> str:
+        """The endpoint an agent on this host configures: a wildcard address (0.0.0.0, ::)
+        listens on loopback too, and plain http:// is allowed there."""
+        host, port = self._server.server_address[:2]
+        host = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(host, f"[{host}]" if ":" in host else host)
+        return f"http://{host}:{port}"
+
+    def expect_key(self, api_key: Optional[str]) -> None:
+        """From now on answer 401 to a bearer token other than ``api_key`` (None: accept any)."""
+        self._api_key = api_key
+
     def start(self) -> "Receiver":
         """Serve in a background daemon thread; return self."""
         self._loop_thread = threading.Thread(

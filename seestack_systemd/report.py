@@ -71,7 +71,7 @@ def replay(config: Config, conn: Connection, deadline_at: float, log: Callable[[
 def _spool(config: Config, run: Run, body: bytes, log: Callable[[str, str], None]) -> str:
     try:
         if os.path.dirname(config.spool_dir.rstrip("/")) == config.data_dir.rstrip("/"):
-            secure_dir(config.data_dir)  # a planted link there would redirect the spool
+            secure_dir(config.data_dir, setting="data_dir")  # a planted link there would redirect the spool
         dropped = spool.put(config.spool_dir, run.run_id, body, run.finished_at,
                             config.spool_max_files, config.spool_max_bytes)
     except StateError as e:
@@ -93,8 +93,8 @@ def _remember(config: Config, run: Run, delivery: Delivery, log: Callable[[str, 
         "outcome": delivery.outcome, "detail": delivery.detail,
     }
     try:
-        secure_dir(config.data_dir)
-        atomic_write(secure_dir(last_dir(config)), run.slug + ".json", json.dumps(doc).encode())
+        secure_dir(config.data_dir, setting="data_dir")
+        atomic_write(secure_dir(last_dir(config), setting="data_dir"), run.slug + ".json", json.dumps(doc).encode())
     except StateError as e:
         log("warning", f"could not record the last heartbeat: {e}")
 

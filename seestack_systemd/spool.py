@@ -15,7 +15,7 @@ import time
 
 from .errors import StateError
 from .record import Record
-from .files import O_READ_PRIVATE, atomic_write, secure_dir
+from .files import O_READ_PRIVATE, atomic_write, elsewhere, secure_dir
 from .transport import Connection, CertificateError, classify
 
 SUFFIX = ".heartbeat"
@@ -38,12 +38,12 @@ def entries(spool_dir: str) -> list[str]:
     except FileNotFoundError:
         return []
     except OSError as e:
-        raise StateError(f"cannot read the spool {spool_dir}: {e.strerror}") from None
+        raise StateError(f"cannot read the spool {spool_dir}: {e.strerror}{elsewhere('spool_dir')}") from None
 
 
 def put(spool_dir: str, run_id: str, body: bytes, finished_at: float, max_files: int, max_bytes: int) -> int:
     """Spool one heartbeat durably; drop the oldest beyond the bounds. Returns how many were dropped."""
-    secure_dir(spool_dir)
+    secure_dir(spool_dir, setting="spool_dir")
     name = f"{int(finished_at * 1000):013d}-{run_id}{SUFFIX}"
     atomic_write(spool_dir, name, run_id.encode("ascii") + b"\n" + body, durable=True)
     names = entries(spool_dir)
@@ -86,7 +86,7 @@ def flush(spool_dir: str, conn: Connection, deadline_at: float, log: Callable[[s
     if not names:
         return result
     try:
-        secure_dir(spool_dir, create=False)
+        secure_dir(spool_dir, create=False, setting="spool_dir")
     except StateError as e:
         log("error", f"spool not replayed: {e}")
         result.left, result.stopped_by = len(names), str(e)

@@ -74,7 +74,7 @@ def new_record(invocation_id: str | None) -> StartRecord:
 
 def save(state_dir: str, slug: str, record: StartRecord) -> str:
     """Write ``record`` for ``slug`` (a validated slug) atomically; return its path."""
-    directory = secure_dir(os.path.join(secure_dir(state_dir), slug))
+    directory = secure_dir(os.path.join(secure_dir(state_dir, setting="state_dir"), slug), setting="state_dir")
     text = (
         f'{{"runId":"{record.run_id}","invocationId":"{record.invocation_id}",'
         f'"startedAt":{record.wall!r},"monotonic":{record.mono!r},"bootId":"{record.boot_id}"}}\n'
@@ -94,7 +94,7 @@ def take(state_dir: str, slug: str, invocation_id: str | None) -> tuple[StartRec
         return None, str(e)
     missing = f"no start record for {slug} (was 'seestack-hook start {slug}' run for this invocation?)"
     try:
-        secure_dir(state_dir, create=False)
+        secure_dir(state_dir, create=False, setting="state_dir")
         secure_dir(directory, create=False)
     except StateError as e:
         # Nothing is removed through a directory we do not trust.

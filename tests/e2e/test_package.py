@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Dict, List, Sequence
 
 from tests.e2e import harness
-from tests.e2e.package import built_deb
+from tests.e2e.package import build_log, built_deb
 
 PACKAGE = "seestack-systemd"
 CONFFILE = "/etc/seestack/seestack.conf"
@@ -303,6 +303,25 @@ class Release(harness.ReleaseTest):
         self.assertNotIn("kept /etc/seestack", said)
         self.assertNotIn("drop-ins", said)
         self.assertEqual(existing(self.c, self.s.preexisting), self.s.preexisting)
+
+
+class Build(unittest.TestCase):
+    """The README's install path, `make deb`, as root on a clean copy of the tree."""
+
+    def test_built_with_unit_tests_as_root(self):
+        """make deb as root from a clean copy ran the unit tests in the build, the uid-65534 cases included, all passing"""
+        self.assertEqual(os.geteuid(), 0)
+        log = build_log()
+        interpreters = re.findall(r"^unit tests with (/usr/bin/python3\.\d+)$", log, re.M)
+        self.assertTrue(interpreters, "the build ran no unit tests (nocheck?)")
+        totals = re.findall(r"^(\d+) passed, (\d+) failed", log, re.M)
+        self.assertEqual(len(totals), len(interpreters), log[-3000:])
+        for passed, failed in totals:
+            self.assertEqual(failed, "0", log[-3000:])
+            self.assertGreater(int(passed), 100)
+        # The cases that drop to uid 65534 ran (not skipped) once per interpreter.
+        for case in ("state dir that its owner cannot write", "data dir its owner cannot write"):
+            self.assertEqual(len(re.findall(rf"^ok   {case}", log, re.M)), len(interpreters), case)
 
 
 harness.per_release(Release, globals())
