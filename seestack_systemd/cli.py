@@ -308,7 +308,8 @@ def cmd_run(opts, environ, out: Output) -> int:
     except (ConfigError, ValueError) as e:
         # A monitoring problem never keeps the job from running.
         cfg = None
-        out.log("error", f"{slug}: {e}; the command runs unmonitored")
+        about = "run: " if isinstance(e, ValueError) else f"{slug}: "  # a bad slug's message names it already
+        out.log("error", f"{about}{e}; the command runs unmonitored")
     # The job gets our environment minus the key: it is the agent's secret, not the job's.
     job_env = {k: v for k, v in environ.items() if k != "SEESTACK_API_KEY"}
     tail_lines = cfg.output_lines if cfg is not None else 0
