@@ -66,21 +66,23 @@ def secure_dir(path: str, create: bool = True, setting: str | None = None) -> st
     if st.st_mode & 0o022:
         if st.st_mode & stat.S_ISVTX:  # a shared directory such as /tmp: chmod would break it for others
             raise StateError(f"refusing {path}: it is shared with other users; use a directory of its own,"
-                             " e.g. the default /run/seestack or /var/lib/seestack")
+                             f" e.g. the default /run/seestack or /var/lib/seestack{elsewhere(setting)}")
         raise StateError(f"refusing {path}: others can write to it; fix: chmod 700 {path}")
     return path
 
 
-def atomic_write(directory: str, name: str, data: bytes, durable: bool = False, mode: int = 0o600) -> str:
+def atomic_write(directory: str, name: str, data: bytes, durable: bool = False, mode: int = 0o600,
+                 setting: str | None = None) -> str:
     """Write ``data`` to ``directory/name`` (``mode``, default 0600) via an O_EXCL temporary file and
     rename, so readers see the old file or the new one, never half. ``durable`` fsyncs
-    file and directory, for what must survive a power loss (the spool)."""
+    file and directory, for what must survive a power loss (the spool). A directory we may
+    not write in is said with how to set ``setting`` to another."""
     final = os.path.join(directory, name)
     tmp = os.path.join(directory, f".{name}.{os.urandom(6).hex()}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
     except OSError as e:
-        raise StateError(f"cannot write in {directory}: {e.strerror}") from None
+        raise StateError(f"cannot write in {directory}: {e.strerror}{elsewhere(setting)}") from None
     try:
         try:
             view = memoryview(data)

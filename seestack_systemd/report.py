@@ -94,7 +94,8 @@ def _remember(config: Config, run: Run, delivery: Delivery, log: Callable[[str, 
     }
     try:
         secure_dir(config.data_dir, setting="data_dir")
-        atomic_write(secure_dir(last_dir(config), setting="data_dir"), run.slug + ".json", json.dumps(doc).encode())
+        atomic_write(secure_dir(last_dir(config), setting="data_dir"), run.slug + ".json", json.dumps(doc).encode(),
+                     setting="data_dir")
     except StateError as e:
         log("warning", f"could not record the last heartbeat: {e}")
 

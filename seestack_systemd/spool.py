@@ -45,7 +45,7 @@ def put(spool_dir: str, run_id: str, body: bytes, finished_at: float, max_files:
     """Spool one heartbeat durably; drop the oldest beyond the bounds. Returns how many were dropped."""
     secure_dir(spool_dir, setting="spool_dir")
     name = f"{int(finished_at * 1000):013d}-{run_id}{SUFFIX}"
-    atomic_write(spool_dir, name, run_id.encode("ascii") + b"\n" + body, durable=True)
+    atomic_write(spool_dir, name, run_id.encode("ascii") + b"\n" + body, durable=True, setting="spool_dir")
     names = entries(spool_dir)
     sizes = []
     for n in names:

@@ -79,7 +79,7 @@ def save(state_dir: str, slug: str, record: StartRecord) -> str:
         f'{{"runId":"{record.run_id}","invocationId":"{record.invocation_id}",'
         f'"startedAt":{record.wall!r},"monotonic":{record.mono!r},"bootId":"{record.boot_id}"}}\n'
     )
-    return atomic_write(directory, record.invocation_id + ".json", text.encode())
+    return atomic_write(directory, record.invocation_id + ".json", text.encode(), setting="state_dir")
 
 
 def take(state_dir: str, slug: str, invocation_id: str | None) -> tuple[StartRecord | None, str | None]:

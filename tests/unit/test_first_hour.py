@@ -106,6 +106,25 @@ class Settings(HookTestCase):
         self.assertNotIn("chown", done.stderr)
 
 
+    def test_unwritable_own_directory_names_the_setting(self):
+        """a state dir of one's own without write permission: start names state_dir's settings"""
+        os.chmod(self.dir, 0o755)
+        os.mkdir(self.state_dir, 0o500)
+        os.makedirs(os.path.join(self.state_dir, "job"), 0o500, exist_ok=True)
+        for path in (self.state_dir, os.path.join(self.state_dir, "job")):
+            os.chmod(path, 0o500)
+            if os.geteuid() == 0:
+                os.chown(path, NOBODY, NOBODY)
+        if os.geteuid() == 0 and not shutil.which("setpriv"):
+            self.skipTest("as root, a directory without write permission needs setpriv to drop root")
+        env = dict(self.env, PYTHONDONTWRITEBYTECODE="1")
+        done = subprocess.run(as_nobody([sys.executable, "-m", "seestack_systemd", "start", "--strict", "job"]),
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=30)
+        self.assertNotEqual(done.returncode, 0)
+        self.assertIn(f"cannot write in {self.state_dir}/job: Permission denied", done.stderr)
+        self.assertIn("or set state_dir (SEESTACK_STATE_DIR, --state-dir) to a directory of your own", done.stderr)
+
+
 class TryIt(HookTestCase):
     def start_try(self, *extra: str, user: bool = False) -> Dict[str, str]:
         """Start ``receive --try`` (as nobody with ``user``); return the exports it printed."""
