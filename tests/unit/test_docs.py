@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -25,6 +26,7 @@ from . import docs_extract as docs
 from .doc_commands import EXPECTED, Expect
 
 PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+NOBODY = 65534
 LINE_TIMEOUT = 30.0
 SERVE_TIMEOUT = 10.0
 
@@ -101,7 +103,11 @@ class ManPageMatchesArgparse(unittest.TestCase):
 
 class Sandbox:
     """The reader's shell: a scratch home, ``seestack-hook`` on PATH, and the exports of the
-    running ``receive --try`` (started by the sandbox first, replaced by a document's own)."""
+    running ``receive --try`` (started by the sandbox first, replaced by a document's own).
+
+    As root, the lines run as uid 65534 (setpriv): the docs promise that a user without
+    root gets from a checkout to a delivered heartbeat, and no line may touch root's setup.
+    """
 
     def __init__(self, test: unittest.TestCase) -> None:
         self.test = test
@@ -114,6 +120,11 @@ class Sandbox:
         with open(shim, "w") as f:
             f.write(f'#!/bin/sh\nexec {PYTHON} -m seestack_systemd "$@"\n')
         os.chmod(shim, 0o755)
+        self.prefix: List[str] = []
+        if os.geteuid() == 0 and shutil.which("setpriv"):
+            self.prefix = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+            for path in (self.dir, bin_dir):
+                os.chown(path, NOBODY, NOBODY)
         self.env: Dict[str, str] = {
             "PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": self.dir, "TMPDIR": self.dir, "LC_ALL": "C.UTF-8",
             "PYTHONPATH": docs.ROOT, "PYTHONDONTWRITEBYTECODE": "1",
@@ -132,8 +143,8 @@ class Sandbox:
     def serve(self, line: str, says: str) -> None:
         out_path = os.path.join(self.dir, f"server-{time.monotonic_ns()}.out")
         out = open(out_path, "w")
-        proc = subprocess.Popen(["/bin/sh", "-c", "exec " + self.rewrite(line)], cwd=docs.ROOT, env=self.env,
-                                stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([*self.prefix, "/bin/sh", "-c", "exec " + self.rewrite(line)], cwd=docs.ROOT,
+                                env=self.env, stdout=out, stderr=subprocess.STDOUT)
         out.close()
         self.test.addCleanup(self._stop, proc)
         deadline = time.monotonic() + SERVE_TIMEOUT
@@ -163,8 +174,8 @@ class Sandbox:
         return open(self.server_path).read()
 
     def run(self, line: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["/bin/sh", "-c", line], cwd=docs.ROOT, env=self.env, capture_output=True, text=True,
-                              timeout=LINE_TIMEOUT)
+        return subprocess.run([*self.prefix, "/bin/sh", "-c", line], cwd=docs.ROOT, env=self.env,
+                              capture_output=True, text=True, timeout=LINE_TIMEOUT)
 
 
 class DocumentedCommands(unittest.TestCase):
@@ -196,8 +207,10 @@ class DocumentedCommands(unittest.TestCase):
                     self.check_run(sandbox, line, expect)
         # Said out loud: which lines this test did not run, and why.
         sys.stderr.write("".join(f"\n    skipped: {text}" for text in skipped) + ("\n" if skipped else ""))
-        self.assertTrue(os.listdir(os.path.join(sandbox.env["SEESTACK_DATA_DIR"], "last")),
-                        "the heartbeats' records went to the scratch data dir")
+        last = os.path.join(sandbox.env["SEESTACK_DATA_DIR"], "last")
+        self.assertTrue(os.listdir(last), "the heartbeats' records went to the scratch data dir")
+        if sandbox.prefix:
+            self.assertEqual(os.stat(last).st_uid, NOBODY, "the lines ran without root")
 
     def check_run(self, sandbox: Sandbox, line: str, expect: Expect) -> None:
         before = sandbox.received()
