@@ -402,8 +402,8 @@ def cmd_receive(opts, environ, out: Output) -> int:
         print(f"# A scratch setup in {setup.directory}: paste these lines into another shell, so that nothing\n"
               "# touches the production config, state or spool (any user can):")
         print("\n".join(setup.exports))
-        print(f"# then: seestack-hook check --send demo; the hooks read no environment: start/finish"
-              f" --config {setup.config_file}\n# when done: rm -r {setup.directory}")
+        print(f"# then: seestack-hook check --send demo\n# the hooks as root read no environment: start|finish"
+              f" --config {setup.config_file} SLUG\n# when done: rm -r {setup.directory}")
     print(f"listening on {receiver.url} ({hint}); Ctrl-C stops", flush=True)
     import signal
 
