@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Dict, List, Sequence
 
 from tests.e2e import harness
-from tests.e2e.package import build_log, built_deb
+from tests.e2e.package import build_log, built_deb, clean_copy
 
 PACKAGE = "seestack-systemd"
 CONFFILE = "/etc/seestack/seestack.conf"
@@ -322,6 +322,21 @@ class Build(unittest.TestCase):
         # The cases that drop to uid 65534 ran (not skipped) once per interpreter.
         for case in ("state dir that its owner cannot write", "data dir its owner cannot write"):
             self.assertEqual(len(re.findall(rf"^ok   {case}", log, re.M)), len(interpreters), case)
+
+    def test_built_as_a_normal_user(self):
+        """make deb as uid 65534 in its own clean copy builds the .deb (fakeroot; the tests ran in the root build)"""
+        work = Path(tempfile.mkdtemp(prefix="seestack-user-build-"))
+        self.addCleanup(shutil.rmtree, work, True)
+        copy = clean_copy(work / "seestack-systemd")
+        host(["chown", "-R", "65534:65534", str(work)])
+        done = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "env", "-i",
+                               "PATH=/usr/bin:/bin", f"HOME={work}", "DEB_BUILD_OPTIONS=nocheck",
+                               "SEESTACK_DEB_LINTIAN=0", "make", "-C", str(copy), "deb"],
+                              capture_output=True, text=True, timeout=600)
+        self.assertEqual(done.returncode, 0, done.stdout[-2000:] + done.stderr[-2000:])
+        [deb] = (copy / "dist").glob("seestack-systemd_*_all.deb")
+        self.assertEqual(deb.stat().st_uid, 65534)
+        self.assertEqual(host(["dpkg-deb", "-f", str(deb), "Package"]).stdout.strip(), PACKAGE)
 
 
 harness.per_release(Release, globals())
