@@ -388,16 +388,16 @@ def cmd_receive(opts, environ, out: Output) -> int:
         receiver = Receiver(host, int(port), replies=replies, jsonl=opts.get("jsonl"), out=sys.stdout)
     except OSError as e:
         raise SeestackError(f"cannot listen on {opts['listen']}: {e.strerror or e}") from None
-    endpoint = receiver.endpoint
+    endpoint, insecure = receiver.endpoint, False
     try:
         parse_endpoint(endpoint)
         hint = f"endpoint = {endpoint}"
     except ConfigError:  # plain http to a non-loopback address: the agent refuses it unless told otherwise
-        hint = f"endpoint = {endpoint} with allow_insecure_http = yes (plain http:// off loopback)"
+        hint, insecure = f"endpoint = {endpoint} with allow_insecure_http = yes (plain http:// off loopback)", True
     if opts.get("try_setup"):
         from . import scratch
 
-        setup = scratch.make(endpoint)
+        setup = scratch.make(endpoint, insecure_http=insecure)
         receiver.expect_key(setup.api_key)
         print(f"# A scratch setup in {setup.directory}: paste these lines into another shell, so that nothing\n"
               "# touches the production config, state or spool (any user can):")

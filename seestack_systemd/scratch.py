@@ -24,11 +24,12 @@ class Scratch(NamedTuple):
     exports: List[str]
 
 
-def make(endpoint: str, parent: Optional[str] = None) -> Scratch:
+def make(endpoint: str, parent: Optional[str] = None, insecure_http: bool = False) -> Scratch:
     """Create a scratch setup in a new 0700 directory under ``parent`` (default: $TMPDIR).
 
     The config file names every setting too, so ``--config FILE`` alone is enough where
-    the environment is not read (the systemd hooks).
+    the environment is not read (the systemd hooks). ``insecure_http`` allows the plain
+    http:// endpoint of a receiver listening off loopback, in that file only.
     """
     directory = tempfile.mkdtemp(prefix="seestack-try-", dir=parent)
     paths = {
@@ -47,6 +48,7 @@ def make(endpoint: str, parent: Optional[str] = None) -> Scratch:
         f"api_key_file = {paths['SEESTACK_API_KEY_FILE']}\n",
         f"state_dir = {paths['SEESTACK_STATE_DIR']}\n",
         f"data_dir = {paths['SEESTACK_DATA_DIR']}\n",
+        "allow_insecure_http = yes\n" if insecure_http else "",
     )))
     exports = [f"export {name}={shlex.quote(value)}" for name, value in paths.items()]
     return Scratch(directory, paths["SEESTACK_CONFIG"], api_key, exports)

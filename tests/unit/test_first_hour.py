@@ -186,6 +186,19 @@ class TryIt(HookTestCase):
         self.assertNotEqual(done.returncode, 0)
         self.assertIn("401", done.stderr)
 
+    def test_scratch_config_for_a_receiver_off_loopback(self):
+        """the scratch config of a receiver off loopback allows its http:// endpoint, and the key file is found"""
+        from seestack_systemd import config, scratch
+
+        setup = scratch.make("http://192.0.2.7:8099", parent=self.dir, insecure_http=True)
+        cfg = config.load({}, {"config": setup.config_file})
+        self.assertEqual(str(cfg.endpoint_parsed()), "http://192.0.2.7:8099")
+        self.assertEqual(cfg.require_key(), setup.api_key)
+        self.assertEqual(cfg.data_dir, os.path.join(setup.directory, "data"))
+        plain = scratch.make("http://192.0.2.7:8099", parent=self.dir)
+        with self.assertRaisesRegex(Exception, "allow_insecure_http"):
+            config.load({}, {"config": plain.config_file}).endpoint_parsed()
+
     def test_wildcard_listen_suggests_loopback(self):
         """receive --listen 0.0.0.0:0 suggests an http://127.0.0.1 endpoint, which check accepts"""
         self.start_try("--listen", "0.0.0.0:0")
