@@ -128,7 +128,8 @@ def build_parser():
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Report every run of a scheduled job to SeeStack cron monitoring.",
-        epilog="examples:\n  seestack-hook enable backup.timer     # monitor a timer's service\n"
+        epilog="examples:\n  seestack-hook receive --try           # try it against a local receiver, as any user\n"
+               "  seestack-hook enable backup.timer     # monitor a timer's service\n"
                "  seestack-hook check --send backup     # verify the setup end to end\n"
                "  seestack-hook list --all              # what is monitored, what is not\n\n"
                "Run 'seestack-hook COMMAND --help' for each command; see seestack-hook(1).",
