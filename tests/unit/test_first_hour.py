@@ -129,7 +129,12 @@ class TryIt(HookTestCase):
     def start_try(self, *extra: str, user: bool = False) -> Dict[str, str]:
         """Start ``receive --try`` (as nobody with ``user``); return the exports it printed."""
         out_path = os.path.join(self.dir, "try.out")
-        env = {"PATH": "/usr/bin:/bin", "TMPDIR": self.dir, "PYTHONDONTWRITEBYTECODE": "1"}
+        tmp = os.path.join(self.dir, "tmp")
+        os.mkdir(tmp, 0o700)
+        if user and os.geteuid() == 0:  # the user's own TMPDIR: else mkdtemp falls back to /tmp
+            os.chmod(self.dir, 0o755)
+            os.chown(tmp, NOBODY, NOBODY)
+        env = {"PATH": "/usr/bin:/bin", "TMPDIR": tmp, "PYTHONDONTWRITEBYTECODE": "1"}
         argv = [sys.executable, "-m", "seestack_systemd", "receive", "--try", *extra]
         with open(out_path, "w") as out:
             proc = subprocess.Popen(as_nobody(argv) if user else argv, cwd=ROOT, env=env, stdout=out,
@@ -150,7 +155,7 @@ class TryIt(HookTestCase):
         self.assertEqual(sorted(exports), ["SEESTACK_API_KEY_FILE", "SEESTACK_CONFIG", "SEESTACK_DATA_DIR",
                                            "SEESTACK_ENDPOINT", "SEESTACK_STATE_DIR"])
         scratch = os.path.dirname(exports["SEESTACK_CONFIG"])
-        self.assertEqual(os.path.dirname(scratch), self.dir)
+        self.assertEqual(os.path.dirname(scratch), os.path.join(self.dir, "tmp"))
         self.assertEqual(os.stat(scratch).st_mode & 0o777, 0o700)
         for name in ("SEESTACK_API_KEY_FILE", "SEESTACK_STATE_DIR", "SEESTACK_DATA_DIR"):
             self.assertTrue(exports[name].startswith(scratch + "/"), name)
@@ -161,6 +166,7 @@ class TryIt(HookTestCase):
     def test_try_path_as_nobody(self):
         """as uid 65534: receive --try, then check --send and run with its exports deliver; the data stays in scratch"""
         exports = self.start_try("--listen", "127.0.0.1:0", user=True)
+        self.assertTrue(exports["SEESTACK_CONFIG"].startswith(os.path.join(self.dir, "tmp") + "/"))
         env = dict(exports, PATH="/usr/bin:/bin", PYTHONDONTWRITEBYTECODE="1")
         hook = [sys.executable, "-m", "seestack_systemd"]
         check = subprocess.run(as_nobody(hook + ["check", "--send", "demo"]), cwd=ROOT, env=env,
