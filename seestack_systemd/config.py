@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 
+from .endpoint import Endpoint, parse_endpoint
 from .errors import ConfigError
 
 TYPE_CHECKING = False
@@ -30,63 +31,6 @@ ENV_SETTINGS = {
 SUCCESS_MESSAGES = ("last-line", "none")
 _TRUE = ("1", "yes", "true", "on")
 _FALSE = ("0", "no", "false", "off")
-
-
-class Endpoint:
-    """The backend's base URL, split once so transport needs no URL parser."""
-
-    __slots__ = ("scheme", "host", "port", "path")
-
-    def __init__(self, scheme: str, host: str, port: int, path: str) -> None:
-        self.scheme, self.host, self.port = scheme, host, port
-        self.path = path  # base path without trailing slash, '' for none
-
-    @property
-    def is_loopback(self) -> bool:
-        if self.host in ("localhost", "::1"):
-            return True
-        parts = self.host.split(".")
-        return len(parts) == 4 and parts[0] == "127" and all(p.isdigit() and int(p) < 256 for p in parts)
-
-    def __str__(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{self.scheme}://{host}:{self.port}{self.path}"
-
-
-def parse_endpoint(url: str, allow_insecure_http: bool = False, setting: str = "endpoint") -> Endpoint:
-    """Split and check a URL for ``setting``: https://, or http:// to loopback (or when
-    allowed). Errors name the setting."""
-    if "@" in url:
-        # Said without echoing the URL: what stands before '@' is a secret.
-        hint = "the key goes in api_key_file" if setting == "endpoint" else "proxy credentials are not supported"
-        raise ConfigError(f"{setting}: the URL holds credentials ('user:secret@'): remove them; {hint}")
-    scheme, sep, rest = url.strip().partition("://")
-    scheme = scheme.lower()
-    if not sep or scheme not in ("http", "https"):
-        example = "https://HOST[/PATH]" if setting == "endpoint" else "http://HOST:PORT"
-        raise ConfigError(f"{setting} {url!r} is not a URL: use {example}")
-    hostport, _, path = rest.partition("/")
-    if hostport.startswith("["):
-        host, _, port_text = hostport[1:].partition("]")
-        port_text = port_text[1:]
-    else:
-        host, _, port_text = hostport.partition(":")
-    if not host:
-        raise ConfigError(f"{setting} {url!r} has no host name")
-    try:
-        port = int(port_text) if port_text else (443 if scheme == "https" else 80)
-        if not 0 < port < 65536:
-            raise ValueError
-    except ValueError:
-        raise ConfigError(f"{setting} {url!r} has a bad port {port_text!r}") from None
-    base = path.split("?")[0].strip("/")
-    endpoint = Endpoint(scheme, host.lower(), port, "/" + base if base else "")
-    if scheme == "http" and not endpoint.is_loopback and not allow_insecure_http:
-        raise ConfigError(
-            f"endpoint {url!r} uses plain http:// to a non-loopback host, which would send the API key"
-            " unencrypted: use https://, or set allow_insecure_http = yes to accept the risk"
-        )
-    return endpoint
 
 
 # Every setting: (default, kind). The kind says how text from a file, the environment
@@ -156,7 +100,10 @@ class Config:
                 f"no endpoint configured: set endpoint = https://... in {self.config_file or DEFAULT_CONFIG_FILE}"
                 " or SEESTACK_ENDPOINT"
             )
-        return parse_endpoint(self.endpoint, self.allow_insecure_http)
+        endpoint = parse_endpoint(self.endpoint, self.allow_insecure_http)
+        if endpoint.warning and endpoint.warning not in self.warnings:
+            self.warnings.append(endpoint.warning)  # so that `check` shows it
+        return endpoint
 
     def require_key(self) -> str:
         """The API key, or ``ConfigError`` saying where to put one."""

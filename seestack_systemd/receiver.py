@@ -520,7 +520,9 @@ class Receiver:
                 if 200 <= status < 300 and headers.get("idempotency-key"):
                     self._accepted.add(headers["idempotency-key"])
             elif path != HEARTBEAT_PATH:
-                status, payload = 404, {"error": error}
+                # Not the API's JSON error: like any server's page for a path it does not
+                # serve, so an agent keeps the heartbeat and says to check its endpoint.
+                status, payload = 404, f"404 not found: {error}\n"
             elif self._api_key is not None and not self._key_matches(headers):
                 status, payload = 401, {"error": "invalid API key: the bearer token does not match"}
             elif error:
@@ -666,13 +668,17 @@ class _Handler(BaseHTTPRequestHandler):
             return 0, (413, f"body of {size} bytes is larger than the {MAX_BODY_BYTES} allowed")
         return size, None
 
-    def _send(self, status: int, payload: Optional[dict], extra: Iterable[Tuple[str, str]] = ()) -> None:
-        body = b"" if payload is None else json.dumps(payload).encode("utf-8")
+    def _send(self, status: int, payload: Union[dict, str, None], extra: Iterable[Tuple[str, str]] = ()) -> None:
+        """Send ``payload``: a dict as JSON, text as text/plain, None as no body."""
+        if isinstance(payload, str):
+            body, media_type = payload.encode("utf-8"), "text/plain; charset=utf-8"
+        else:
+            body, media_type = (b"", "") if payload is None else (json.dumps(payload).encode("utf-8"), "application/json")
         self.send_response(status)
         for name, value in extra:
             self.send_header(name, value)
-        if payload is not None:
-            self.send_header("Content-Type", "application/json")
+        if media_type:
+            self.send_header("Content-Type", media_type)
         if status != 204:  # RFC 9110 forbids Content-Length on 204
             self.send_header("Content-Length", str(len(body)))
         self.end_headers()

@@ -13,40 +13,80 @@ import time
 
 # Annotations stay unevaluated (postponed): typing is not imported on the hook's path.
 # A log callback takes (level: "error" | "warning" | "info", one line of text).
-from . import heartbeat, spool
+from . import heartbeat, policy, spool
 from .config import Config
 from .errors import StateError
 from .files import atomic_write, read_private, secure_dir
 from .heartbeat import Run
-from .transport import Connection, Delivery, Target, send
+from .record import Record
+from .transport import Client, Target
 
 
 # Replaying the spool first may use at most this share of the deadline, so
 # an outage's backlog never crowds out the run that is finishing now.
 SPOOL_SHARE = 0.3
+# A policy decision as the outcome a caller, the exit code and `list` read.
+OUTCOMES = {policy.DONE: "delivered", policy.RETRY: "temporary", policy.KEEP: "temporary",
+            policy.DROP: "permanent"}
 
 
-def connect(config: Config) -> Connection:
-    """A connection to the configured endpoint (ConfigError when one is missing)."""
+class Delivery(Record):
+    """How a delivery ended: ``delivered``, ``duplicate`` (already accepted), ``temporary``
+    (kept for a later replay) or ``permanent`` (dropped: the backend will never take it)."""
+
+    outcome: str
+    detail: str
+    status: int | None = None
+    attempts: int = 0
+
+    @property
+    def delivered(self) -> bool:
+        return self.outcome in ("delivered", "duplicate")
+
+
+def connect(config: Config) -> Client:
+    """A client for the configured endpoint (ConfigError when one is missing)."""
     target = Target(
         config.endpoint_parsed(), config.require_key(), config.api_key_source, config.timeout,
         config.ca_file, config.https_proxy, config.no_proxy,
     )
-    return Connection(target)
+    return Client(target)
+
+
+def _jitter() -> float:
+    return os.urandom(1)[0] / 256
+
+
+def send(client: Client, body: bytes, run_id: str, slug: str, deadline_at: float,
+         sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
+         wall: Callable[[], float] = time.time, jitter: Callable[[], float] = _jitter) -> Delivery:
+    """Send ``body`` until the policy says done, keep or drop, or ``deadline_at`` (on
+    ``clock``) leaves no room for another attempt; retries wait as the policy says."""
+    target = client.target
+    attempt = 0
+    while True:
+        attempt += 1
+        answer = client.post(body, run_id, deadline_at - clock())
+        decision = policy.decide(answer, attempt, deadline_at - clock(), wall(), jitter(), slug,
+                                 target.key_source, target.ca_file)
+        if decision.action != policy.RETRY:
+            outcome = "duplicate" if answer.status == 409 else OUTCOMES[decision.action]
+            return Delivery(outcome, decision.detail, answer.status, attempt)
+        sleep(decision.delay)
 
 
 def deliver(config: Config, run: Run, log: Callable[[str, str], None]) -> Delivery:
-    """Send ``run``'s heartbeat now, within ``config.deadline``; spool it when the
-    failure is temporary. Logs what happened; never raises for delivery problems."""
+    """Send ``run``'s heartbeat now, within ``config.deadline``, after replaying the spool;
+    keep it in the spool when the policy says so. Logs what happened; never raises for
+    delivery problems."""
     body = heartbeat.body(run)
-    conn = connect(config)
+    client = connect(config)
+    if client.target.endpoint.warning:
+        log("warning", client.target.endpoint.warning)
     started = time.monotonic()
     deadline_at = started + config.deadline
-    try:
-        replay(config, conn, started + config.deadline * SPOOL_SHARE, log)
-        delivery = send(conn, body, run.run_id, run.slug, deadline_at)
-    finally:
-        conn.close()
+    replay(config, client, started + config.deadline * SPOOL_SHARE, log)
+    delivery = send(client, body, run.run_id, run.slug, deadline_at)
     took = time.monotonic() - started
     if delivery.delivered:
         log("info", f"{run.slug}: {run.status} heartbeat {delivery.detail} in {took:.2f}s")
@@ -60,12 +100,37 @@ def deliver(config: Config, run: Run, log: Callable[[str, str], None]) -> Delive
     return delivery
 
 
-def replay(config: Config, conn: Connection, deadline_at: float, log: Callable[[str, str], None]) -> spool.FlushResult:
+def replay(config: Config, client: Client, deadline_at: float, log: Callable[[str, str], None]) -> spool.FlushResult:
     """Deliver what the spool holds, oldest first, before ``deadline_at``."""
-    result = spool.flush(config.spool_dir, conn, deadline_at, log)
+    result = replay_dir(config.spool_dir, client, deadline_at, log)
     if result.sent or result.dropped:
         log("info", f"spool: replayed {result.sent} heartbeat(s), dropped {result.dropped}, {result.left} left")
     return result
+
+
+def replay_dir(spool_dir: str, client: Client, deadline_at: float, log: Callable[[str, str], None],
+               clock: Callable[[], float] = time.monotonic) -> spool.FlushResult:
+    """One attempt per spooled heartbeat, oldest first. Anything but done or drop stops
+    the replay (the backend is down, the key is refused, the endpoint is wrong: the rest
+    would fare the same), keeping that heartbeat and the rest."""
+
+    def send_one(run_id: str, body: bytes) -> tuple[str, str]:
+        slug = _slug_of(body)
+        answer = client.post(body, run_id, deadline_at - clock())
+        decision = policy.decide(answer, 1, 0.0, time.time(), 0.5, slug, client.target.key_source,
+                                 client.target.ca_file)
+        if decision.action == policy.DROP:
+            log("error", f"dropping spooled heartbeat for {slug}: {decision.detail}")
+        return decision.action, decision.detail
+
+    return spool.flush(spool_dir, send_one, deadline_at, log, clock)
+
+
+def _slug_of(body: bytes) -> str:
+    try:
+        return str(json.loads(body).get("slug", "?"))
+    except (ValueError, AttributeError):
+        return "?"
 
 
 def _spool(config: Config, run: Run, body: bytes, log: Callable[[str, str], None]) -> str:

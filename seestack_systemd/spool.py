@@ -4,6 +4,7 @@ One file per heartbeat, named so that names sort oldest first, holding the
 Idempotency-Key on its first line and then the exact request body: a replay is
 byte-identical and keeps the run's real ``finishedAt``. Senders claim a file
 with ``flock`` so a hook and the flush timer never send one file at once.
+What a replayed answer means is not decided here: ``flush`` asks its caller.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ import os
 import stat
 import time
 
+# Annotations stay unevaluated: typing is not imported on the hook's path.
+
 from .errors import StateError
 from .record import Record
 from .files import O_READ_PRIVATE, atomic_write, elsewhere, secure_dir
-from .transport import Connection, CertificateError, classify
 
 SUFFIX = ".heartbeat"
 
@@ -72,10 +74,11 @@ def stats(spool_dir: str, now: float | None = None) -> tuple[int, float | None]:
     return len(names), age
 
 
-def flush(spool_dir: str, conn: Connection, deadline_at: float, log: Callable[[str, str], None]) -> FlushResult:
-    """Replay spooled heartbeats oldest first, one attempt each, until the spool is
-    empty, ``deadline_at`` comes, or the backend fails temporarily (it is down:
-    the rest would fail too)."""
+def flush(spool_dir: str, send_one: Callable[[str, bytes], tuple[str, str]], deadline_at: float,
+          log: Callable[[str, str], None], clock: Callable[[], float] = time.monotonic) -> FlushResult:
+    """Hand spooled heartbeats oldest first to ``send_one(run_id, body)``, which answers
+    (action, detail): "done" removes the file, "drop" removes it as refused, anything
+    else stops the flush with ``detail`` as the reason. Stops too at ``deadline_at``."""
     result = FlushResult()
     try:
         names = entries(spool_dir)
@@ -92,17 +95,18 @@ def flush(spool_dir: str, conn: Connection, deadline_at: float, log: Callable[[s
         result.left, result.stopped_by = len(names), str(e)
         return result
     for index, name in enumerate(names):
-        if time.monotonic() >= deadline_at:
+        if clock() >= deadline_at:
             result.stopped_by = "out of time"
         else:
-            result.stopped_by = _replay_one(os.path.join(spool_dir, name), conn, deadline_at, result, log)
+            result.stopped_by = _replay_one(os.path.join(spool_dir, name), send_one, result, log)
         if result.stopped_by:
             result.left = len(names) - index
             break
     return result
 
 
-def _replay_one(path: str, conn: Connection, deadline_at: float, result: FlushResult, log) -> str:
+def _replay_one(path: str, send_one: Callable[[str, bytes], tuple[str, str]], result: FlushResult,
+                log: Callable[[str, str], None]) -> str:
     """Send one spooled file; '' to go on with the next, or why to stop."""
     try:
         fd = os.open(path, O_READ_PRIVATE)
@@ -131,15 +135,8 @@ def _replay_one(path: str, conn: Connection, deadline_at: float, result: FlushRe
             _unlink(path)
             result.dropped += 1
             return ""
-        try:
-            status, _, reply = conn.post(body, run_id.decode("ascii", "replace"), deadline_at)
-        except CertificateError as e:
-            return str(e)
-        except (OSError, TimeoutError) as e:
-            return f"backend unreachable ({e})"
-        slug = _slug_of(body)
-        delivery = classify(status, reply, slug, conn.target.key_source)
-        if delivery.delivered:
+        action, detail = send_one(run_id.decode("ascii", "replace"), body)
+        if action == "done":
             result.sent += 1
             try:
                 os.unlink(path)
@@ -150,24 +147,13 @@ def _replay_one(path: str, conn: Connection, deadline_at: float, result: FlushRe
                 log("error", f"cannot remove delivered heartbeat {path}: {e.strerror}; fix the spool's permissions")
                 return f"cannot remove {path}"
             return ""
-        if delivery.outcome == "temporary" or status in (401, 403):
-            # Down, or a key problem that affects every heartbeat: keep them for later.
-            return delivery.detail
-        log("error", f"dropping spooled heartbeat for {slug}: {delivery.detail}")
+        if action != "drop":
+            return detail
         _unlink(path)
         result.dropped += 1
         return ""
     finally:
         os.close(fd)
-
-
-def _slug_of(body: bytes) -> str:
-    import json
-
-    try:
-        return str(json.loads(body).get("slug", "?"))
-    except (ValueError, AttributeError):
-        return "?"
 
 
 def _remove_entry(path: str) -> None:

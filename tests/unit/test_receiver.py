@@ -65,7 +65,8 @@ def exchange(conn, body=None, headers=None, method="POST", path=HEARTBEAT_PATH, 
     conn.request(method, path, body=data, headers=headers if headers is not None else headers_for(body))
     response = conn.getresponse()
     payload = response.read()
-    return response.status, response, json.loads(payload) if payload else None
+    is_json = response.getheader("Content-Type") == "application/json"
+    return response.status, response, (json.loads(payload) if is_json else payload) if payload else None
 
 
 def post(receiver: Receiver, body=None, headers=None, method="POST", path=HEARTBEAT_PATH, raw=None):
@@ -108,11 +109,19 @@ class ContractTests(unittest.TestCase):
         self.assertRefused("method must be POST", method="GET")
 
     def test_wrong_path(self):
-        """an unknown path, a doubled slash or a query string gets 404 naming the path"""
+        """an unknown path, a doubled slash or a query string gets a text/plain 404 naming the path, not the API's JSON error (so an agent keeps the heartbeat)"""
         for path in ("/v1/cron/heartbeat", "//v1/cron/heartbeats", "/api/v1/cron/heartbeats", HEARTBEAT_PATH + "?x=1"):
             with self.subTest(path=path):
-                error = self.assertRefused("unknown path", path=path, status=404)
-                self.assertIn(repr(path), error)
+                conn = connect(self.receiver)
+                self.addCleanup(conn.close)
+                body = heartbeat()
+                conn.request("POST", path, body=json.dumps(body).encode(), headers=headers_for(body))
+                response = conn.getresponse()
+                text = response.read().decode()
+                self.assertEqual((response.status, response.getheader("Content-Type")),
+                                 (404, "text/plain; charset=utf-8"))
+                self.assertIn(f"unknown path {path!r}", text)
+                self.assertEqual(self.receiver.requests[-1].status, 404)
 
     def test_bearer_missing_or_invalid(self):
         """a missing or malformed Authorization header gets 400, without echoing its value"""
