@@ -95,7 +95,9 @@ class Client:
                     data = response.read(MAX_RESPONSE_BYTES)
                 except (OSError, http.client.HTTPException, ValueError):
                     data = b""  # the status stands; a body cut short is nobody's error text
-            return Answer(url, status, headers, data)
+            if not watchdog.fired:  # else the head may be cut short too: an answer not had in time
+                return Answer(url, status, headers, data)
+            error = TimeoutError()
         except urllib.error.URLError as e:
             error = e.reason if isinstance(e.reason, BaseException) else e
         except (OSError, http.client.HTTPException, ValueError) as e:

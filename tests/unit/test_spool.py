@@ -21,7 +21,7 @@ from typing import List, Tuple
 from seestack_systemd import config, heartbeat, report, spool, state
 from seestack_systemd.heartbeat import Run
 from seestack_systemd.receiver import Receiver
-from seestack_systemd.transport import Connection, Target
+from seestack_systemd.transport import Client, Target
 
 KEY = "sk-test-spool-0123456789"
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -65,13 +65,13 @@ class SpoolCase(unittest.TestCase):
         self.addCleanup(r.stop)
         return r
 
-    def connect(self, receiver: Receiver, timeout: float = 2.0) -> Connection:
-        conn = Connection(Target(config.parse_endpoint(receiver.url), KEY, "test key", timeout))
+    def connect(self, receiver: Receiver, timeout: float = 2.0) -> Client:
+        conn = Client(Target(config.parse_endpoint(receiver.url), KEY, "test key", timeout))
         self.addCleanup(conn.close)
         return conn
 
     def flush(self, receiver: Receiver, seconds: float = 5.0, timeout: float = 2.0) -> spool.FlushResult:
-        return spool.flush(self.spool_dir, self.connect(receiver, timeout), time.monotonic() + seconds, self.log)
+        return report.replay_dir(self.spool_dir, self.connect(receiver, timeout), time.monotonic() + seconds, self.log)
 
     def spooled_ids(self) -> List[str]:
         return [name[14:-len(spool.SUFFIX)] for name in spool.entries(self.spool_dir)]
@@ -233,7 +233,7 @@ class FlushTests(SpoolCase):
         r = self.receiver(["reset"] * 3)
         result = self.flush(r)
         self.assertEqual((result.sent, result.left), (0, 3))
-        self.assertIn("unreachable", result.stopped_by)
+        self.assertIn("connection reset", result.stopped_by)
         self.assertEqual(self.spooled_ids(), [run.run_id for run in runs])
 
     def test_hang_stops_within_deadline(self):
@@ -252,7 +252,7 @@ class FlushTests(SpoolCase):
         """a deadline already past sends nothing and leaves everything"""
         self.fill(2)
         r = self.receiver()
-        result = spool.flush(self.spool_dir, self.connect(r), time.monotonic() - 1, self.log)
+        result = report.replay_dir(self.spool_dir, self.connect(r), time.monotonic() - 1, self.log)
         self.assertEqual((result.sent, result.left, result.stopped_by), (0, 2, "out of time"))
         self.assertEqual(r.requests, [])
 
@@ -262,8 +262,8 @@ class FlushTests(SpoolCase):
         r = Receiver()
         url = r.url
         r.stop()  # the port is free again and nothing listens
-        conn = Connection(Target(config.parse_endpoint(url), KEY, "test key", 1.0))
-        result = spool.flush(self.spool_dir, conn, time.monotonic() + 2, self.log)
+        conn = Client(Target(config.parse_endpoint(url), KEY, "test key", 1.0))
+        result = report.replay_dir(self.spool_dir, conn, time.monotonic() + 2, self.log)
         conn.close()
         self.assertEqual((result.sent, result.left), (0, 2))
         self.assertEqual(len(spool.entries(self.spool_dir)), 2)
@@ -329,7 +329,7 @@ class FlushTests(SpoolCase):
         done = threading.Event()
 
         def flusher():
-            spool.flush(self.spool_dir, conn, time.monotonic() + 0.5, self.log)
+            report.replay_dir(self.spool_dir, conn, time.monotonic() + 0.5, self.log)
             done.set()
 
         thread = threading.Thread(target=flusher, daemon=True)
@@ -363,7 +363,7 @@ class ConcurrencyTests(SpoolCase):
 
         def flusher(conn):
             barrier.wait()
-            results.append(spool.flush(self.spool_dir, conn, time.monotonic() + 10, self.log))
+            results.append(report.replay_dir(self.spool_dir, conn, time.monotonic() + 10, self.log))
 
         threads = [threading.Thread(target=flusher, args=(c,)) for c in conns]
         for t in threads:
@@ -380,11 +380,11 @@ class ConcurrencyTests(SpoolCase):
         script = (
             "import json, sys, time\n"
             "sys.path.insert(0, sys.argv[1])\n"
-            "from seestack_systemd import config, spool\n"
-            "from seestack_systemd.transport import Connection, Target\n"
-            "conn = Connection(Target(config.parse_endpoint(sys.argv[2]), sys.argv[4], 'test key', 5.0))\n"
+            "from seestack_systemd import config, report\n"
+            "from seestack_systemd.transport import Client, Target\n"
+            "conn = Client(Target(config.parse_endpoint(sys.argv[2]), sys.argv[4], 'test key', 5.0))\n"
             "sys.stdin.read(1)\n"  # wait for the go, so that both start together
-            "res = spool.flush(sys.argv[3], conn, time.monotonic() + 10, lambda level, line: None)\n"
+            "res = report.replay_dir(sys.argv[3], conn, time.monotonic() + 10, lambda level, line: None)\n"
             "print(json.dumps([res.sent, res.dropped, res.left]))\n"
         )
         procs = [

@@ -13,7 +13,8 @@ import unittest
 
 from seestack_systemd.config import parse_endpoint
 from seestack_systemd.receiver import Receiver
-from seestack_systemd.transport import Connection, Target, send
+from seestack_systemd.report import send
+from seestack_systemd.transport import Client, Target
 
 from .test_transport import BODY, RUN_ID
 
@@ -99,7 +100,7 @@ class HTTPS(unittest.TestCase):
 
     def post(self, url: str, ca_file=None, proxy=None, no_proxy=None):
         target = Target(parse_endpoint(url), "key-1234", "test", 2.0, ca_file, proxy, no_proxy)
-        conn = Connection(target)
+        conn = Client(target)
         try:
             return send(conn, BODY, RUN_ID, "job", time.monotonic() + 3)
         finally:
@@ -113,15 +114,20 @@ class HTTPS(unittest.TestCase):
         self.assertEqual(len(self.receiver.requests), before + 1)
 
     def test_system_store_refuses(self):
-        """without ca_file the same certificate does not verify: permanent, says to set ca_file"""
+        """without ca_file the same certificate does not verify: kept for replay, says to install the CA or set ca_file"""
         result = self.post(f"https://localhost:{self.port}")
-        self.assertEqual(result.outcome, "permanent")
-        self.assertIn("ca_file", result.detail)
+        self.assertEqual((result.outcome, result.attempts), ("temporary", 1))
+        self.assertIn("set ca_file", result.detail)
+        self.assertIn("update-ca-certificates", result.detail)
 
     def test_hostname_checked(self):
-        """a certificate for 'localhost' is refused for 127.0.0.1: hostname verification is on"""
+        """a certificate for 'localhost' is refused for 127.0.0.1 even with its CA: hostname verification is on"""
+        before = len(self.receiver.requests)
         result = self.post(f"https://127.0.0.1:{self.port}", self.ca)
-        self.assertEqual(result.outcome, "permanent")
+        self.assertEqual((result.outcome, result.attempts), ("temporary", 1))
+        self.assertIn("IP address mismatch", result.detail)
+        self.assertIn(f"check ca_file ({self.ca})", result.detail)
+        self.assertEqual(len(self.receiver.requests), before)
 
     def test_https_proxy_tunnel(self):
         """https_proxy tunnels with CONNECT and still verifies the backend's certificate"""
