@@ -162,9 +162,9 @@ class HookFlow(HookTestCase):
         self.assertEqual((body["status"], body["message"], body["durationMs"]), ("success", "checked by hand", 1500))
 
     def test_wrong_key_names_source(self):
-        """401: the log names where the key came from, never the key; ping exits 1"""
+        """401: the log names where the key came from, never the key; kept for replay, so ping exits 75"""
         done = self.hook("ping", "job", "--status", "success", env={"SEESTACK_API_KEY": "wrong-key-zzzz9999"})
-        self.assertEqual(done.returncode, 1)
+        self.assertEqual(done.returncode, 75)
         self.assertIn("$SEESTACK_API_KEY", done.stderr)
         self.assertNotIn("wrong-key-zzzz9999", done.stderr)
 
