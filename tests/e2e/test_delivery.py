@@ -117,7 +117,7 @@ class Delivery(harness.ReleaseTest):
                                             "deadline = 5", *extra, ""]), 0o600)
 
     def ping(self, slug: str) -> subprocess.CompletedProcess:
-        return self.c.run(["/usr/bin/seestack-hook", "ping", slug], check=False, timeout=30)
+        return self.c.run(["/usr/bin/seestack-hook", "ping", "--status", "success", slug], check=False, timeout=30)
 
     def new_requests(self) -> list:
         return self.receiver.requests[self.settle:]

@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 import unittest
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -232,32 +233,40 @@ class ServerFaults(FaultCase):
             "500": [500] * 50,
             "429 Retry-After 30": ["429:30"] * 5,
         }
-        for name, replies in faults.items():
+
+        def finish_under(name: str):
+            """One fault's start + finish; the faults run at once, as each mostly waits out its deadline."""
+            replies = faults[name]
+            data_dir = os.path.join(self.dir, "data-" + name.split()[0])
+            if replies is None:
+                reserve, port = free_port()
+                self.addCleanup(reserve.close)
+                faulty, url = reserve, f"http://127.0.0.1:{port}"
+            else:
+                faulty = Receiver(replies=replies, api_key=API_KEY).start()
+                self.addCleanup(faulty.stop)
+                url = faulty.url
+            # A per-request timeout far beyond the deadline: only the deadline may bound the hook.
+            env = {"SEESTACK_ENDPOINT": url, "SEESTACK_DATA_DIR": data_dir, "SEESTACK_STATE_DIR": data_dir + "-state",
+                   "SEESTACK_DEADLINE": str(self.DEADLINE), "SEESTACK_TIMEOUT": "5"}
+            self.run_hook("start", "job", env=env)
+            return data_dir, faulty, env, self.run_hook("finish", "job", "--status", "failed", env=env,
+                                                        what=f"finish, server {name}")
+
+        with ThreadPoolExecutor(len(faults)) as pool:
+            finished = dict(zip(faults, pool.map(finish_under, faults)))
+        for name, (data_dir, faulty, env, done) in finished.items():
             with self.subTest(name):
-                data_dir = os.path.join(self.dir, "data-" + name.split()[0])
-                if replies is None:
-                    reserve, port = free_port()
-                    self.addCleanup(reserve.close)
-                    faulty, url = None, f"http://127.0.0.1:{port}"
-                else:
-                    faulty = Receiver(replies=replies, api_key=API_KEY).start()
-                    self.addCleanup(faulty.stop)
-                    url = faulty.url
-                # A per-request timeout far beyond the deadline: only the deadline may bound the hook.
-                env = {"SEESTACK_ENDPOINT": url, "SEESTACK_DATA_DIR": data_dir,
-                       "SEESTACK_DEADLINE": str(self.DEADLINE), "SEESTACK_TIMEOUT": "5"}
-                self.run_hook("start", "job", env=env)
-                done = self.run_hook("finish", "job", "--status", "failed", env=env, what=f"finish, server {name}")
                 self.assertOneProblem(done, "not delivered", "spooled")
                 self.assertLess(done.took, self.DEADLINE + 1.0, done)
                 [(run_id, body)] = self.spooled(data_dir)
-                if faulty is not None:
+                if isinstance(faulty, Receiver):
                     faulty.stop()
                     tried = [r for r in faulty.requests if r.headers.get("idempotency-key") == run_id]
                     self.assertGreaterEqual(len(tried), 1)
                     self.assertEqual({r.body for r in tried}, {body}, "a retry changed the body")
                 else:
-                    reserve.close()
+                    faulty.close()
                 # Recovery: a backend that answers; one flush delivers the spooled heartbeat once.
                 good = self.receiver()
                 env["SEESTACK_ENDPOINT"] = good.url
@@ -289,12 +298,16 @@ class ServerFaults(FaultCase):
 
     def test_never_answering_server_bounded(self):
         """a server that accepts and never answers: finish returns within deadline + 1 s with exit 0, for several deadlines"""
-        for deadline in ("1", "3"):
+        def finish(deadline: str) -> Hook:
+            receiver = self.receiver(["hang"] * 20)
+            env = {"SEESTACK_ENDPOINT": receiver.url, "SEESTACK_DEADLINE": deadline, "SEESTACK_TIMEOUT": "30"}
+            return self.run_hook("finish", "job", "--status", "success", env=env,
+                                 what=f"finish, never-answering server, deadline {deadline}s")
+
+        with ThreadPoolExecutor(2) as pool:  # at once: each only waits
+            runs = dict(zip(("1", "3"), pool.map(finish, ("1", "3"))))
+        for deadline, done in runs.items():
             with self.subTest(deadline=deadline):
-                receiver = self.receiver(["hang"] * 20)
-                env = {"SEESTACK_ENDPOINT": receiver.url, "SEESTACK_DEADLINE": deadline, "SEESTACK_TIMEOUT": "30"}
-                done = self.run_hook("finish", "job", "--status", "success", env=env,
-                                     what=f"finish, never-answering server, deadline {deadline}s")
                 self.assertEqual(done.returncode, 0, done)
                 self.assertLess(done.took, float(deadline) + 1.0, done)
                 self.assertGreater(done.took, float(deadline) - 0.2, done)
