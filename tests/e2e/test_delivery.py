@@ -58,6 +58,10 @@ Timeout 30
 LogLevel Connect
 PidFile "/run/e2e-tinyproxy.pid"
 MaxClients 10
+# Debian 11's tinyproxy 1.10 pre-forks and needs these; 1.11 ignores them.
+StartServers 2
+MinSpareServers 1
+MaxSpareServers 4
 Allow 127.0.0.1
 ConnectPort {tls_port}
 """
