@@ -25,9 +25,14 @@ class Endpoint:
 
     @property
     def is_loopback(self) -> bool:
-        if self.host == "localhost":
+        if self.host in ("localhost", "::1"):
             return True
-        import ipaddress  # here, not at the top: ``start`` imports this module and never asks
+        parts = self.host.split(".")
+        if len(parts) == 4 and all(p.isascii() and p.isdigit() and len(p) <= 3 for p in parts):
+            return parts[0] == "127" and all(int(p) < 256 for p in parts)
+        if ":" not in self.host:
+            return False  # a name: only "localhost" is loopback by definition
+        import ipaddress  # only for IPv6 literals such as 0:0::1, the rest is checked above
 
         try:
             return ipaddress.ip_address(self.host).is_loopback

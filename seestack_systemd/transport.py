@@ -225,15 +225,17 @@ class _Watchdog:
 
 def resolve(host: str, port: int, deadline_at: float) -> list:
     """getaddrinfo, bounded by the deadline: a resolver that hangs must not hold a unit."""
+    # An ASCII name as bytes: a str would load the idna codec (and with it re) first.
+    name: str | bytes = host.encode("ascii") if host.isascii() else host
     try:
-        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)
+        return socket.getaddrinfo(name, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)
     except socket.gaierror:
         pass  # a name, not an address literal
     result: list = []
 
     def lookup() -> None:
         try:
-            result.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+            result.append(socket.getaddrinfo(name, port, type=socket.SOCK_STREAM))
         except OSError as e:
             result.append(e)
 
