@@ -17,7 +17,7 @@ import os
 import socket
 import ssl
 import sys
-import threading
+import _thread  # not threading: its import is a millisecond of every finish, and a lock does the job
 import time
 import urllib.error
 import urllib.request
@@ -192,11 +192,11 @@ class _Watchdog:
     def __init__(self, deadline_at: float) -> None:
         self.deadline_at = deadline_at
         self.fired = False
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
         self._socks: list[socket.socket] = []
-        self._timer = threading.Timer(max(0.0, deadline_at - time.monotonic()), self._fire)
-        self._timer.daemon = True
-        self._timer.start()
+        self._stopped = _thread.allocate_lock()
+        self._stopped.acquire()  # released by stop(); the watcher waits on it until the deadline
+        _thread.start_new_thread(self._watch, (max(0.0, deadline_at - time.monotonic()),))
 
     def watch(self, sock: socket.socket) -> None:
         # A duplicate descriptor: shutdown() acts on the connection, and the number
@@ -206,7 +206,9 @@ class _Watchdog:
                 raise TimeoutError("the deadline passed")
             self._socks.append(sock.dup())
 
-    def _fire(self) -> None:
+    def _watch(self, seconds: float) -> None:
+        if self._stopped.acquire(timeout=seconds):
+            return
         with self._lock:
             self.fired = True
             for sock in self._socks:
@@ -216,7 +218,7 @@ class _Watchdog:
                     pass  # not connected yet, or already closed by the server
 
     def stop(self) -> None:
-        self._timer.cancel()
+        self._stopped.release()
         with self._lock:
             for sock in self._socks:
                 sock.close()
@@ -233,15 +235,19 @@ def resolve(host: str, port: int, deadline_at: float) -> list:
         pass  # a name, not an address literal
     result: list = []
 
+    done = _thread.allocate_lock()
+    done.acquire()
+
     def lookup() -> None:
         try:
             result.append(socket.getaddrinfo(name, port, type=socket.SOCK_STREAM))
         except OSError as e:
             result.append(e)
+        finally:
+            done.release()
 
-    worker = threading.Thread(target=lookup, name="seestack-dns", daemon=True)
-    worker.start()
-    worker.join(max(0.0, deadline_at - time.monotonic()))
+    _thread.start_new_thread(lookup, ())
+    done.acquire(timeout=max(0.0, deadline_at - time.monotonic()))
     if not result:
         raise TimeoutError(f"looking up {host} took longer than the deadline")
     if isinstance(result[0], OSError):
