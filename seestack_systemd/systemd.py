@@ -155,18 +155,23 @@ def _schedule(timer: dict[str, str]) -> str:
     return "; ".join(found)
 
 
-def journal_tail(invocation_id: str, lines: int, sleep=time.sleep) -> list[str]:
-    """The last ``lines`` lines this invocation wrote, read until the journal has settled."""
+def journal_tail(invocation_id: str, lines: int, sleep=time.sleep, unit: str | None = None) -> list[str]:
+    """The last ``lines`` lines this invocation wrote: read once when journald has closed
+    ``unit``'s output streams (journal_streams), else read until the journal has settled."""
     import subprocess
+
+    from .journal_streams import wait_closed
 
     argv = ["journalctl", f"_SYSTEMD_INVOCATION_ID={invocation_id}", "-o", "cat", "--no-pager", "-q", "-n", str(lines)]
     previous = None
-    for _ in range(JOURNAL_MAX_READS):
+    settled = bool(unit) and wait_closed(str(unit), sleep=sleep)
+    for _ in range(1 if settled else JOURNAL_MAX_READS):
         try:
             out = subprocess.run(argv, capture_output=True, timeout=SYSTEMCTL_TIMEOUT_S).stdout.decode("utf-8", "replace")
         except (OSError, subprocess.SubprocessError):
             return []
-        if out == previous:
+        if out == previous or settled:
+            previous = out
             break
         previous = out
         sleep(JOURNAL_SETTLE_S)
@@ -227,7 +232,7 @@ def finished_run(
     output: list[str] = []
     wants_output = config.output_lines if status == "failed" else (1 if config.success_message == "last-line" else 0)
     if wants_output and env.invocation_id and env.unit:
-        output = journal_tail(env.invocation_id, wants_output)
+        output = journal_tail(env.invocation_id, wants_output, unit=env.unit)
     if status == "failed":
         message = tail_within(summary(env) if env.service_result else "failed", output)
     elif env.service_result == "exec-condition":
