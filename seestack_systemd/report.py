@@ -13,21 +13,21 @@ import time
 
 # Annotations stay unevaluated (postponed): typing is not imported on the hook's path.
 # A log callback takes (level: "error" | "warning" | "info", one line of text).
-from . import heartbeat, policy, spool
+from . import heartbeat, spool
 from .config import Config
 from .errors import StateError
 from .files import atomic_write, read_private, secure_dir
 from .heartbeat import Run
 from .record import Record
-from .transport import Client, Target
 
 
 # Replaying the spool first may use at most this share of the deadline, so
 # an outage's backlog never crowds out the run that is finishing now.
 SPOOL_SHARE = 0.3
 # A policy decision as the outcome a caller, the exit code and `list` read.
-OUTCOMES = {policy.DONE: "delivered", policy.RETRY: "temporary", policy.KEEP: "temporary",
-            policy.DROP: "permanent"}
+OUTCOMES = {"done": "delivered", "retry": "temporary", "keep": "temporary", "drop": "permanent"}
+# policy and transport (urllib, http.client, ssl, email: tens of milliseconds) are imported
+# where a heartbeat is sent, not with this module: `finish` takes the run's end time first.
 
 
 class Delivery(Record):
@@ -46,6 +46,8 @@ class Delivery(Record):
 
 def connect(config: Config) -> Client:
     """A client for the configured endpoint (ConfigError when one is missing)."""
+    from .transport import Client, Target
+
     target = Target(
         config.endpoint_parsed(), config.require_key(), config.api_key_source, config.timeout,
         config.ca_file, config.https_proxy, config.no_proxy,
@@ -62,6 +64,8 @@ def send(client: Client, body: bytes, run_id: str, slug: str, deadline_at: float
          wall: Callable[[], float] = time.time, jitter: Callable[[], float] = _jitter) -> Delivery:
     """Send ``body`` until the policy says done, keep or drop, or ``deadline_at`` (on
     ``clock``) leaves no room for another attempt; retries wait as the policy says."""
+    from . import policy
+
     target = client.target
     attempt = 0
     while True:
@@ -113,6 +117,7 @@ def replay_dir(spool_dir: str, client: Client, deadline_at: float, log: Callable
     """One attempt per spooled heartbeat, oldest first. Anything but done or drop stops
     the replay (the backend is down, the key is refused, the endpoint is wrong: the rest
     would fare the same), keeping that heartbeat and the rest."""
+    from . import policy
 
     def send_one(run_id: str, body: bytes) -> tuple[str, str]:
         slug = _slug_of(body)
