@@ -64,6 +64,10 @@ BUDGET_FLUSH_RATE = 500.0  # heartbeats per second
 BUDGET_LIST_S = 1.0
 BUDGET_BOOTED_RATIO = 6.0  # booted Debian 12: our drop-in's added time per run / the curl lines'
 BOOTED_CASES = {"plain": "no hooks", "curl": "healthchecks-style curl lines", "ours": "our drop-in"}
+BOOTED_PARTS = {"true": "`/bin/true` (the nsenter floor)", "python": "`python3 -IS -c pass`",
+                "urllib-import": "`python3 -IS -c 'import urllib.request'`", "systemctl-show": "`systemctl show` of"
+                " the unit and its timer", "journalctl": "`journalctl` of the invocation, last line",
+                "start": "`seestack-hook start --unit`", "finish": "`seestack-hook finish --unit`, 202"}
 
 API_KEY = "bench-key-0123456789abcdef"
 LAUNCH = "import sys; sys.path.insert(0, {root!r}); from seestack_systemd.cli import main; sys.exit(main())"
@@ -474,7 +478,7 @@ class Bench:
         deb = built_deb()
         samples = booted.run(str(deb.parent), deb.name, log=lambda line: None)
         for name, values in samples.items():
-            self.samples[f"booted-{name}"] = values
+            self.samples[name if name.startswith("part:") else f"booted-{name}"] = values
         self.progress(f"booted Debian 12: {booted.RUNS} runs of {len(samples)} units")
 
     def list_group(self) -> None:
@@ -666,6 +670,8 @@ class Bench:
         row(f"`seestack-hook list --all`, {LIST_UNITS} monitored units", "list")
         for name, what in BOOTED_CASES.items():
             row(f"booted Debian 12: `systemctl start` of a oneshot unit, {what}", f"booted-{name}")
+        for name, what in BOOTED_PARTS.items():
+            row(f"booted Debian 12, one part alone (through nsenter): {what}", f"part:{name}")
 
         out = ["# seestack-hook benchmark", "",
                "Written by `make bench` (`/usr/bin/python3 benchmarks/bench.py`); do not edit by hand.", "",

@@ -11,6 +11,8 @@ interleaved in a shuffled order, after warm-up:
   ``apt-get install --no-install-recommends``.
 
 The receiver is the product's own on the host's loopback, which the container shares.
+Then, to show where our time goes, the parts of a hook run one at a time in the same
+container (each through nsenter, whose own cost is the ``part:true`` case).
 ``run()`` returns the samples in seconds per case; bench.py renders them.
 """
 
@@ -33,6 +35,30 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def parts(container) -> Dict[str, List[float]]:
+    """The pieces of our drop-in's cost, each run alone (after the units ran, so the last
+    bench-ours invocation is there to read), interleaved."""
+    invocation = container.run(["systemctl", "show", "-p", "InvocationID", "--value", "bench-ours.service"]).stdout.strip()
+    env = {"INVOCATION_ID": invocation, "SERVICE_RESULT": "success"}
+    cases = {
+        "true": ["/bin/true"],
+        "python": ["/usr/bin/python3", "-IS", "-c", "pass"],
+        "urllib-import": ["/usr/bin/python3", "-IS", "-c", "import urllib.request"],
+        "systemctl-show": ["systemctl", "show", "bench-ours.service", "bench-ours.timer"],
+        "journalctl": ["journalctl", f"_SYSTEMD_INVOCATION_ID={invocation}", "-o", "cat", "--no-pager", "-q", "-n", "1"],
+        "start": ["/usr/bin/seestack-hook", "start", "--unit", "bench-ours.service", "--", "bench-parts"],
+        "finish": ["/usr/bin/seestack-hook", "finish", "--unit", "bench-ours.service", "--", "bench-parts"],
+    }
+    samples: Dict[str, List[float]] = {f"part:{name}": [] for name in cases}
+    for i in range(WARMUP + RUNS):
+        for name, argv in cases.items():
+            started = time.perf_counter()
+            container.run(argv, env=env)
+            if i >= WARMUP:
+                samples[f"part:{name}"].append(time.perf_counter() - started)
+    return samples
 
 
 def run(deb_dir: str, deb_name: str, log=print) -> Dict[str, List[float]]:
@@ -70,9 +96,10 @@ def run(deb_dir: str, deb_name: str, log=print) -> Dict[str, List[float]]:
                     raise RuntimeError(f"systemctl start bench-{name}.service exited {done.returncode}: {done.stderr}")
                 if i >= WARMUP:
                     samples[name].append(took)
+        samples.update(parts(container))
         delivered = [r for r in receiver.requests if r.path == "/v1/cron/heartbeats" and r.status == 202]
-        if len(delivered) != WARMUP + RUNS:
-            raise RuntimeError(f"expected {WARMUP + RUNS} heartbeats of bench-ours, the receiver accepted {len(delivered)}")
+        if len(delivered) != 2 * (WARMUP + RUNS):  # bench-ours, then the finish part alone
+            raise RuntimeError(f"expected {2 * (WARMUP + RUNS)} heartbeats, the receiver accepted {len(delivered)}")
         return samples
     finally:
         container.poweroff()
