@@ -84,8 +84,9 @@ def deliver(config: Config, run: Run, log: Callable[[str, str], None]) -> Delive
     keep it in the spool when the policy says so. Logs what happened; never raises for
     delivery problems."""
     body = heartbeat.body(run)
+    said = list(config.warnings)  # a caller that checked the endpoint before has shown its warning
     client = connect(config)
-    if client.target.endpoint.warning:
+    if client.target.endpoint.warning and client.target.endpoint.warning not in said:
         log("warning", client.target.endpoint.warning)
     started = time.monotonic()
     deadline_at = started + config.deadline

@@ -179,8 +179,26 @@ class RawAnswers(unittest.TestCase):
         run = Run("job", "success", RUN_ID, time.time(), 5, None, None, "host", {})
         delivery = report.deliver(cfg, run, lambda level, line: logged.append((level, line)))
         self.assertEqual((delivery.outcome, server.paths), ("delivered", ["/v1/cron/heartbeats"]))
-        self.assertIn(("warning", cfg.endpoint_parsed().warning), logged)
-        self.assertIn(f"using {server.url} as its base", cfg.endpoint_parsed().warning)
+        warning = cfg.endpoint_parsed().warning
+        self.assertEqual([line for _, line in logged if "full ingest URL" in line], [warning])
+        self.assertIn(f"using {server.url} as its base", warning)
+
+    def test_full_url_warning_said_once(self):
+        """check --send and run, which check the endpoint first, say the full-URL warning once"""
+        server = RawServer([OK, OK])
+        self.addCleanup(server.close)
+        tmp = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, tmp)
+        env = {"PATH": "/usr/bin:/bin", "SEESTACK_CONFIG": "/dev/null", "SEESTACK_API_KEY": "key-123456789",
+               "SEESTACK_ENDPOINT": server.url + "/v1/cron/heartbeats", "SEESTACK_DATA_DIR": tmp,
+               "SEESTACK_STATE_DIR": os.path.join(tmp, "state")}
+        for argv in (["check", "--send", "job"], ["run", "job", "--", "/bin/true"]):
+            with self.subTest(argv[0]):
+                done = subprocess.run([sys.executable, "-m", "seestack_systemd", *argv], cwd=ROOT, env=env,
+                                      capture_output=True, text=True, timeout=30)
+                self.assertEqual(done.returncode, 0, done.stderr)
+                self.assertEqual(done.stderr.count("is the full ingest URL"), 1, done.stderr)
+        self.assertEqual(server.paths, ["/v1/cron/heartbeats"] * 2)
 
 
 class Endless(unittest.TestCase):
