@@ -13,6 +13,8 @@ import http.client
 import json
 import socket
 import ssl
+from collections.abc import Mapping
+from types import MappingProxyType
 
 from .record import Record
 
@@ -77,7 +79,7 @@ class Answer(Record):
 
     url: str
     status: int | None = None
-    headers: dict = {}
+    headers: Mapping[str, str] = MappingProxyType({})  # a default is shared: an immutable one
     body: bytes = b""
     error: BaseException | None = None
 
@@ -142,7 +144,7 @@ def _facts(answer: Answer, slug: str, key_source: str, ca_file: str | None) -> d
     }
 
 
-def api_error(headers: dict, body: bytes) -> str | None:
+def api_error(headers: Mapping[str, str], body: bytes) -> str | None:
     """The ingest API's own error text: a JSON object with an ``error`` field sent as
     ``application/json``; None for any other body (someone else answered)."""
     media_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
