@@ -37,7 +37,8 @@ EXAMPLES = {
     "finish": "ExecStopPost=+-/usr/bin/seestack-hook finish --unit %n -- nightly-backup\n"
               "  seestack-hook finish --status failed nightly-backup     # outside systemd",
     "ping": "seestack-hook ping nightly-backup --status success --message 'manual check'",
-    "run": "seestack-hook run nightly-backup --success-exit 0,24 -- rsync -a /srv/ backup:/srv/",
+    "run": "seestack-hook run nightly-backup --success-exit 24 rsync -a /srv/ backup:/srv/\n"
+           "  seestack-hook run nightly-backup -- ./backup.sh --full     # '--' is optional",
     "check": "seestack-hook check --send nightly-backup",
     "receive": "seestack-hook receive --try      # prints the export lines of a scratch setup\n"
                "  seestack-hook receive --listen 127.0.0.1:8099 --jsonl /tmp/heartbeats.jsonl --reply 503,202",
@@ -61,12 +62,12 @@ class Output:
         if (level == "info" and self.quiet_info) or sys.stderr is None:  # stderr closed: nowhere to say it
             return
         line = " ".join(str(text).split("\n"))
-        if self.journal:
-            sys.stderr.write(f"{self.PRIORITY[level]}{line}\n")
-        else:
-            label = "" if level == "info" else f"{level}: "
-            sys.stderr.write(f"{PROG}: {label}{line}\n")
-        sys.stderr.flush()
+        label = "" if level == "info" else f"{level}: "
+        data = f"{self.PRIORITY[level]}{line}\n" if self.journal else f"{PROG}: {label}{line}\n"
+        try:
+            os.write(2, data.encode("utf-8", "replace"))
+        except OSError:  # a broken or closed stderr must not change how the command ends
+            pass
 
 
 def _stderr_is_journal(value: str) -> bool:
@@ -114,6 +115,9 @@ def fast_parse(argv: list[str]) -> dict[str, object] | None:
         return None
     opts["slug"] = positional[0]
     return opts
+
+
+RUN_USAGE = f"usage: {PROG} run [OPTIONS] SLUG [--] COMMAND [ARGS...]"
 
 
 def build_parser():
@@ -166,11 +170,22 @@ def build_parser():
     p.add_argument("--duration-ms", type=int, metavar="N", help="how long the run took")
 
     p = command("run", "run a command and report how it ended (for cron)")
+    p.description = (
+        "Run COMMAND and report how it ended (for cron).\n\n"
+        "After SLUG, the first word that is not one of run's own options starts the\n"
+        "command, '--' or not; everything from there on is the command's. An unknown\n"
+        "option before the command is reported in one line and skipped: the command\n"
+        "still runs. Only a line with no command is a usage error.\n\n"
+        "stdout and stderr pass through as they come. Once the command's own process\n"
+        f"has exited, its output is read for a grace period of at most {_grace()} s, so a\n"
+        "background child left holding it never keeps run waiting.\n\n"
+        "run exits with the command's own status (128+N when killed by signal N),\n"
+        "whatever happens to the heartbeat.")
     p.add_argument("slug")
-    p.add_argument("--success-exit", default="0", metavar="CODES",
-                   help="exit codes that count as success, comma-separated (default 0)")
-    p.add_argument("cmd", nargs="*", metavar="-- COMMAND [ARGS...]",
-                   help="the command to run; put -- before it so its options stay its own")
+    p.add_argument("--success-exit", action="append", metavar="CODES",
+                   help="exit codes that count as success besides 0, comma-separated, each 0-255"
+                        " (like systemd's SuccessExitStatus=)")
+    p.add_argument("cmd", nargs="*", metavar="[--] COMMAND [ARGS...]", help="the command to run")
 
     p = command("check", "validate the configuration and show where each setting comes from")
     p.add_argument("--send", metavar="SLUG", help="also send a success heartbeat for SLUG")
@@ -189,13 +204,15 @@ def build_parser():
 
     command("flush", "deliver the heartbeats waiting in the spool")
 
-    for name, text in (("enable", "add monitoring to a unit (writes a drop-in)"),
+    for name, text in (("enable", "add monitoring to a unit (writes a drop-in; settings given become its flags)"),
                        ("disable", "remove the monitoring drop-in from a unit")):
-        p = command(name, text, settings=False)
+        p = command(name, text, settings=name == "enable")
         p.add_argument("unit", metavar="UNIT", help="NAME.service, NAME.timer, NAME@.service or an instance")
         if name == "enable":
             p.add_argument("--slug", help="monitor slug (default: derived from the unit name); may use %%i")
-            p.add_argument("--force", action="store_true", help="replace monitoring under another slug")
+            p.add_argument("--force", action="store_true",
+                           help="replace monitoring under another slug; or add root hooks to a unit whose"
+                                " EnvironmentFile= root does not own (a warning says the risk)")
         p.add_argument("--root", metavar="DIR", help="operate on a staging root; implies --no-reload")
         p.add_argument("--user", action="store_true", help="a user unit (~/.config/systemd/user)")
         p.add_argument("--no-reload", action="store_true", help="do not run systemctl daemon-reload")
@@ -207,23 +224,32 @@ def build_parser():
     return parser
 
 
+def _grace() -> str:
+    from .runner import OUTPUT_GRACE_S
+
+    return f"{OUTPUT_GRACE_S:g}"
+
+
 def parse(argv: list[str]) -> dict[str, object]:
     """The options for ``argv`` (argparse exits 2 with a usage line on errors)."""
     fast = fast_parse(argv)
     if fast is not None:
         return fast
-    command: list[str] = []
-    if argv and argv[0] == "run" and "--" in argv:
-        # Everything after '--' is the job's; options may stand before or after the slug.
-        split = list(argv).index("--")
-        argv, command = list(argv[:split]), list(argv[split + 1:])
+    if argv and argv[0] == "run":
+        try:
+            from .runargs import parse_run
+
+            run = parse_run(list(argv[1:]), SETTING_FLAGS)
+        except UsageError as e:
+            sys.stderr.write(f"{RUN_USAGE}\n{PROG} run: error: {e}\n")
+            raise SystemExit(EX_USAGE) from None
+        if run is not None:
+            return run
     parser = build_parser()
     parsed, extra = parser.parse_known_args(argv)
     if extra:  # said with the subcommand's usage, not the top-level one
         parser.commands[parsed.command].error(f"unrecognized arguments: {' '.join(extra)}")
     ns = vars(parsed)
-    if command:
-        ns["cmd"] = command
     ns["settings"] = {name: ns.pop(name, None) for _, name, _ in COMMON_OPTIONS}
     ns.setdefault("strict", False)
     return ns
@@ -231,12 +257,36 @@ def parse(argv: list[str]) -> dict[str, object]:
 
 # --- commands ------------------------------------------------------------------------------
 
+def root_hook(command: str) -> bool:
+    """Whether this is a hook systemd runs as root with the unit's environment, which the
+    unit's user may control: then no SEESTACK_* variable is read (see config.load)."""
+    return command in HOOKS and os.geteuid() == 0
+
+
+def _hook_notes(environ, out: Output, config_file: str | None) -> None:
+    """A root hook says (once per run: in ``finish``) which of the unit's variables it did
+    not take, and which ones the dynamic loader already took before our code ran."""
+    from .config import DEFAULT_CONFIG_FILE, ignored_variables
+    from .unitenv import loader_variables
+
+    ignored = ignored_variables(environ)
+    if ignored:
+        out.log("warning", f"ignoring {', '.join(ignored)} from the unit's environment: a root hook takes its settings"
+                           f" only from {config_file or DEFAULT_CONFIG_FILE} and the drop-in's flags"
+                           " (seestack-hook enable UNIT --deadline ...)")
+    loader = loader_variables(environ)
+    if loader:
+        out.log("warning", f"the unit's environment sets {', '.join(loader)}, which the dynamic loader honours in this"
+                           " root hook before any of its code runs: set them only in files root owns")
+
+
 def cmd_start(opts, environ, out: Output) -> int:
     from . import config, state
     from .slug import check_slug
 
     slug = check_slug(str(opts["slug"]))
-    cfg = config.load(environ, opts["settings"], with_key=False, state_dir_only=True)
+    trusted = not root_hook("start")
+    cfg = config.load(environ, opts["settings"], with_key=False, state_dir_only=True, trust_environment=trusted)
     state.save(cfg.state_dir, slug, state.new_record(environ.get("INVOCATION_ID")))
     return EX_OK
 
@@ -248,11 +298,15 @@ def cmd_finish(opts, environ, out: Output) -> int:
 
     slug = check_slug(str(opts["slug"]))
     env = systemd.StopEnv.from_environ(environ, opts.get("unit"))
+    trusted = not root_hook("finish")
+    if not trusted:
+        _hook_notes(environ, out, opts["settings"].get("config"))
     try:
-        cfg = config.load(environ, opts["settings"])
+        cfg = config.load(environ, opts["settings"], trust_environment=trusted, unit=opts.get("unit"))
     except ConfigError:
         # No heartbeat can go out, but this run's start record must not pile up in /run.
-        start_cfg = config.load(environ, opts["settings"], with_key=False, state_dir_only=True)
+        start_cfg = config.load(environ, opts["settings"], with_key=False, state_dir_only=True,
+                                trust_environment=trusted)
         state.take(start_cfg.state_dir, slug, env.invocation_id)
         raise
     record, problem = state.take(cfg.state_dir, slug, env.invocation_id)
@@ -287,38 +341,51 @@ def cmd_ping(opts, environ, out: Output) -> int:
 
 
 def cmd_run(opts, environ, out: Output) -> int:
+    import signal
+
     from . import config, state
     from .heartbeat import Run
     from .report import deliver
-    from .runner import run_command
+    from .runargs import success_codes
+    from .runner import FORWARDED_SIGNALS, OUTPUT_GRACE_S, run_command
     from .slug import check_slug
 
-    cmd = list(opts["cmd"])
+    for note in opts.get("notes") or ():
+        out.log("warning", note)
+    cmd = list(opts["cmd"] or ())
     if not cmd:
-        raise UsageError("run needs a command: seestack-hook run SLUG -- COMMAND [ARGS...]")
-    try:
-        codes = [int(c) for c in str(opts["success_exit"]).split(",") if c.strip()]
-    except ValueError:
-        raise UsageError(f"--success-exit {opts['success_exit']!r}: use exit codes separated by commas, e.g. 0,24") from None
+        raise UsageError(f"run needs a command: {RUN_USAGE[len('usage: '):]}")
+    codes = success_codes(list(opts.get("success_exit") or ()))
     slug = str(opts["slug"])
     try:
         check_slug(slug)
         cfg: config.Config | None = config.load(environ, opts["settings"])
+        _warn(cfg, out)
         cfg.endpoint_parsed()
         cfg.require_key()
     except (ConfigError, ValueError) as e:
         # A monitoring problem never keeps the job from running.
         cfg = None
         about = "run: " if isinstance(e, ValueError) else f"{slug}: "  # a bad slug's message names it already
+        for warning in getattr(e, "warnings", ()):
+            out.log("warning", warning)
         out.log("error", f"{about}{e}; the command runs unmonitored")
     # The job gets our environment minus the key: it is the agent's secret, not the job's.
     job_env = {k: v for k, v in environ.items() if k != "SEESTACK_API_KEY"}
     tail_lines = cfg.output_lines if cfg is not None else 0
-    finished = run_command(cmd, codes, job_env, tail_lines)
+    # A signal once the job has ended (cron or a terminal stopping us mid-delivery) is
+    # noted, not obeyed: the heartbeat still goes out and we exit with the job's status.
+    late: list[int] = []
+    for s in FORWARDED_SIGNALS:
+        signal.signal(s, lambda signum, _frame: late.append(signum))
+    finished = run_command(cmd, codes, job_env, tail_lines,
+                           last_line=cfg is not None and cfg.success_message == "last-line")
     if finished.launch_error:
         out.log("error", finished.message)
+    if finished.output_cut:
+        out.log("warning", f"{slug}: the command exited but a process it started still held its output after"
+                           f" {OUTPUT_GRACE_S:g}s; stopped reading it")
     if cfg is not None:
-        _warn(cfg, out)
         run = Run(slug, "success" if finished.success else "failed", state.new_run_id(), finished.started_at
                   + finished.duration_ms / 1000, finished.duration_ms, finished.started_at, finished.message,
                   os.uname().nodename, {"command": {"argv0": os.path.basename(cmd[0]), "exitCode": finished.exit_code}})
@@ -326,12 +393,15 @@ def cmd_run(opts, environ, out: Output) -> int:
             deliver(cfg, run, out.log)
         except Exception as e:  # noqa: BLE001 - whatever happens to the heartbeat, the job's code stands
             out.log("error", f"{slug}: heartbeat not sent: {e}")
+    for signum in late:
+        out.log("warning", f"{signal.Signals(signum).name} arrived after the command ended; exiting with its status")
     # The command's own exit code, whatever happened to the heartbeat.
     return finished.exit_code
 
 
 def cmd_check(opts, environ, out: Output) -> int:
     from . import config, spool
+    from .unitenv import risky_units
 
     cfg = config.load(environ, opts["settings"])
     problems = []
@@ -351,6 +421,8 @@ def cmd_check(opts, environ, out: Output) -> int:
     print(f"{'api_key':20} {cfg.key_hint()}")
     waiting, age = spool.stats(cfg.spool_dir)
     for warning in cfg.warnings:
+        out.log("warning", warning)
+    for warning in risky_units(None, False, environ):
         out.log("warning", warning)
     if waiting:
         out.log("warning", f"{waiting} heartbeat(s) wait in the spool, the oldest for {age or 0:.0f}s:"
@@ -449,9 +521,11 @@ def cmd_units(opts, environ, out: Output) -> int:
     reload = not (opts.get("no_reload") or root)
     if opts["command"] == "enable":
         change = units.enable(str(opts["unit"]), opts.get("slug"), root=root, user=user, force=bool(opts.get("force")),
-                              environ=environ)
+                              environ=environ, settings=opts.get("settings") or {})
     else:
         change = units.disable(str(opts["unit"]), root=root, user=user, environ=environ)
+    for warning in change.warnings:
+        out.log("warning", warning)
     if change.changed and reload:
         units.daemon_reload(user)
     print(change.text)
@@ -479,6 +553,22 @@ def _delivered(delivery, strict: bool) -> int:
     return EX_TEMPFAIL if delivery.outcome == "temporary" else EX_FAIL
 
 
+def _settle_std_streams() -> None:
+    """Flush stdout/stderr now; when one is broken, point it at /dev/null so the exit-time
+    flush cannot turn the command's status into Python's 120."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):
+            try:
+                fd = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(fd, stream.fileno())
+                os.close(fd)
+            except (OSError, ValueError):
+                pass
+
+
 def exit_code_for(error: BaseException, command: str, strict: bool) -> int:
     """The one map from errors to exit codes. Hooks exit 0 whatever went wrong (a
     monitoring failure must not fail or block the job) unless --strict."""
@@ -502,8 +592,13 @@ def main(argv: list[str] | None = None) -> int:
     out = Output(environ, quiet_info=command == "start")
     strict = bool(opts.get("strict"))
     try:
-        return COMMANDS[command](opts, environ, out)
+        code = COMMANDS[command](opts, environ, out)
+        if command == "run":
+            _settle_std_streams()
+        return code
     except (SeestackError, ValueError, OSError) as e:
+        for warning in getattr(e, "warnings", ()):
+            out.log("warning", warning)
         slug = opts.get("slug")
         prefix = f"{slug}: " if command in HOOKS and slug and not isinstance(e, ValueError) else ""
         if isinstance(e, OSError) and not isinstance(e, SeestackError):

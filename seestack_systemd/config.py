@@ -4,6 +4,10 @@ Precedence, highest first: command-line flags, environment (SEESTACK_*), a
 systemd credential (the key only), the config file, built-in defaults.
 The API key is never taken from the command line, and never shown: only its
 source and last four characters.
+
+A root hook (``trust_environment=False``) reads no SEESTACK_* variable: the unit's
+environment is not root's. It takes the config file, its own flags (the drop-in's)
+and a credential from a directory systemd made, root-owned, under /run/credentials/.
 """
 
 from __future__ import annotations
@@ -28,6 +32,11 @@ ENV_SETTINGS = {
     "SEESTACK_TIMEOUT": "timeout",
     "SEESTACK_DEADLINE": "deadline",
 }
+# systemd makes a unit's credentials directory here, owned by root (systemd.exec(5)).
+SYSTEM_CREDENTIALS_ROOT = "/run/credentials/"
+# A config file is a few hundred bytes and a key one line: far larger is not ours.
+CONFIG_FILE_LIMIT = 64 * 1024
+KEY_FILE_LIMIT = 4096
 SUCCESS_MESSAGES = ("last-line", "none")
 _TRUE = ("1", "yes", "true", "on")
 _FALSE = ("0", "no", "false", "off")
@@ -168,16 +177,27 @@ def _warn_if_exposed(path: str, st: os.stat_result, warnings: list[str]) -> None
         warnings.append(f"{path} is readable by group or others and may hold the API key; fix: chmod 600 {path}")
 
 
-def _read_text(path: str, warnings: list[str]) -> str:
-    with open(path, "rb") as f:
-        _warn_if_exposed(path, os.fstat(f.fileno()), warnings)
-        data = f.read()
+def _read_text(path: str, warnings: list[str], limit: int = CONFIG_FILE_LIMIT) -> str:
+    """A settings file's text: OSError when it cannot be opened, ConfigError when it is
+    no regular file or is too large (see files.read_regular)."""
+    from .errors import StateError
+    from .files import read_regular
+
+    if path == os.devnull:  # the usual way to say "no config file"
+        return ""
+    try:
+        data, st = read_regular(path, limit)
+    except StateError as e:
+        raise ConfigError(f"{e}: give the path of a regular file") from None
+    _warn_if_exposed(path, st, warnings)
     return data.decode("utf-8", "replace")
 
 
 def _read_key_file(path: str, source: str, warnings: list[str]) -> str:
+    if not path.startswith("/"):
+        raise ConfigError(f"{source}: api_key_file = {path!r} must be an absolute path")
     try:
-        key = _read_text(path, warnings).strip()
+        key = _read_text(path, warnings, KEY_FILE_LIMIT).strip()
     except OSError as e:
         raise ConfigError(f"cannot read the API key file {path} ({source}): {e.strerror}") from None
     if not key or "\n" in key:
@@ -200,7 +220,32 @@ def _parse_file(path: str, text: str) -> dict[str, str]:
         if parser.sections():
             raise ConfigError(f"{path} has no [{SECTION}] section: put the settings under a [{SECTION}] line")
         return {}
-    return dict(parser.items(SECTION))
+    values = dict(parser.items(SECTION))
+    values.update({f"[{name}]": "" for name in parser.sections() if name != SECTION})
+    return values
+
+
+def file_notes(path: str, file_values: dict[str, str]) -> list[str]:
+    """What every command says about a config file's names it does not use: unknown
+    keys (a typo such as ``endpiont``) and extra ``[sections]``. One function, so
+    ``run``, the hooks and ``check`` word it alike."""
+    import difflib
+
+    notes = []
+    known = [*SETTINGS, "api_key", "api_key_file"]
+    for name in file_values:
+        if name.startswith("["):
+            notes.append(f"{path}: settings under {name} are ignored: only [{SECTION}] is read")
+        elif name not in known:
+            close = difflib.get_close_matches(name, known, 1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            notes.append(f"{path}: unknown setting {name!r} ignored{hint}")
+    return notes
+
+
+def ignored_variables(environ: dict[str, str]) -> list[str]:
+    """The SEESTACK_* variables a root hook found and did not use, sorted."""
+    return sorted(name for name in environ if name.startswith("SEESTACK_"))
 
 
 def cli_flag(name: str) -> str:
@@ -209,14 +254,29 @@ def cli_flag(name: str) -> str:
 
 
 def load(environ: dict[str, str], flags: dict[str, str | None] | None = None, with_key: bool = True,
-         state_dir_only: bool = False, flag_name: Callable[[str], str] = cli_flag) -> Config:
+         state_dir_only: bool = False, flag_name: Callable[[str], str] = cli_flag,
+         trust_environment: bool = True, unit: str | None = None) -> Config:
     """Build the configuration from ``flags`` (setting name -> text, plus ``config`` and
     ``api_key_file``), ``environ`` and the config file. ``with_key=False`` reads no key
     and checks no network setting. ``state_dir_only`` is for ``start``, which needs only
     the state directory: the file is parsed only when a line of it sets one. ``flag_name``
-    says how errors name a value given in ``flags`` (the library: ``configure(timeout=...)``)."""
-    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    says how errors name a value given in ``flags`` (the library: ``configure(timeout=...)``).
+    ``trust_environment=False`` (root hooks) reads no SEESTACK_* variable, and a credential
+    only from the directory systemd made for ``unit``. A ConfigError raised carries the
+    warnings found so far in its ``warnings`` attribute."""
     warnings: list[str] = []
+    try:
+        return _load(environ, flags, with_key, state_dir_only, flag_name, trust_environment, warnings, unit)
+    except ConfigError as e:
+        e.warnings = warnings  # type: ignore[attr-defined]
+        raise
+
+
+def _load(environ: dict[str, str], flags: dict[str, str | None] | None, with_key: bool, state_dir_only: bool,
+          flag_name: Callable[[str], str], trust_environment: bool, warnings: list[str], unit: str | None) -> Config:
+    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    if not trust_environment:
+        environ = {k: v for k, v in environ.items() if not k.startswith("SEESTACK_")}
     values: dict[str, object] = {}
     sources: dict[str, str] = {}
 
@@ -241,11 +301,10 @@ def load(environ: dict[str, str], flags: dict[str, str | None] | None = None, wi
         file_values = _parse_file(path, text)
     if state_dir_only:  # the other settings, good or bad, are not this caller's business
         file_values = {k: v for k, v in file_values.items() if k == "state_dir"}
+    warnings.extend(file_notes(path, file_values))
     for name, raw in file_values.items():
         if name in SETTINGS:
             values[name], sources[name] = _convert(name, raw, path), f"config file {path}"
-        elif name not in ("api_key", "api_key_file"):
-            warnings.append(f"{path}: unknown setting {name!r} ignored")
     for var, name in ENV_SETTINGS.items():
         if environ.get(var):
             values[name], sources[name] = _convert(name, environ[var], f"${var}"), f"environment ${var}"
@@ -257,7 +316,8 @@ def load(environ: dict[str, str], flags: dict[str, str | None] | None = None, wi
     config.sources = sources
     config.warnings = warnings
     if with_key:
-        config.api_key, config.api_key_source = _find_key(environ, flags, file_values, path, warnings, flag_name)
+        config.api_key, config.api_key_source = _find_key(environ, flags, file_values, path, warnings, flag_name,
+                                                          trust_environment, unit)
         _check_network(config)
     return config
 
@@ -284,9 +344,29 @@ def _check_key(key: str, source: str) -> str:
     return key
 
 
+def _credentials_dir(environ: dict[str, str], trust_environment: bool, unit: str | None = None) -> str | None:
+    """$CREDENTIALS_DIRECTORY when it may be used. A root hook takes it only when systemd
+    made it: a real, root-owned directory /run/credentials/UNIT (``unit``'s, when known)
+    that no one else can write (the unit's environment could name any directory otherwise)."""
+    import stat
+
+    path = environ.get("CREDENTIALS_DIRECTORY")
+    if not path or trust_environment:
+        return path
+    real = os.path.realpath(path)
+    try:
+        st = os.lstat(real)
+    except OSError:
+        return None
+    if (os.path.dirname(real) + "/" != SYSTEM_CREDENTIALS_ROOT or (unit and os.path.basename(real) != unit)
+            or not stat.S_ISDIR(st.st_mode) or st.st_uid != 0 or st.st_mode & 0o022):
+        return None
+    return real
+
+
 def _find_key(
     environ: dict[str, str], flags: dict[str, str], file_values: dict[str, str], path: str, warnings: list[str],
-    flag_name: Callable[[str], str] = cli_flag,
+    flag_name: Callable[[str], str] = cli_flag, trust_environment: bool = True, unit: str | None = None,
 ) -> tuple[str | None, str]:
     if flags.get("api_key_file"):
         flag = flag_name("api_key_file")
@@ -296,8 +376,9 @@ def _find_key(
     if environ.get("SEESTACK_API_KEY_FILE"):
         key_path = environ["SEESTACK_API_KEY_FILE"]
         return _read_key_file(key_path, "$SEESTACK_API_KEY_FILE", warnings), f"file {key_path} ($SEESTACK_API_KEY_FILE)"
-    if environ.get("CREDENTIALS_DIRECTORY"):
-        cred = os.path.join(environ["CREDENTIALS_DIRECTORY"], CREDENTIAL_NAME)
+    credentials = _credentials_dir(environ, trust_environment, unit)
+    if credentials:
+        cred = os.path.join(credentials, CREDENTIAL_NAME)
         if os.path.exists(cred):
             # systemd already restricts credentials to the unit: no mode warning.
             return _read_key_file(cred, "systemd credential", []), f"systemd credential {CREDENTIAL_NAME}"

@@ -131,3 +131,28 @@ def read_private(path: str) -> bytes:
             chunks.append(chunk)
     finally:
         os.close(fd)
+
+
+def read_regular(path: str, limit: int) -> tuple[bytes, os.stat_result]:
+    """Read a settings file (config, API key) that need not be ours: opened without
+    blocking, so a FIFO in its place cannot hang the job; only a regular file; at most
+    ``limit`` bytes, so ``/dev/zero`` or a huge file cannot be read without end. Raises
+    OSError from open (FileNotFoundError, PermissionError...) and StateError for the rest."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = ("a FIFO" if stat.S_ISFIFO(st.st_mode) else "a device" if stat.S_ISCHR(st.st_mode)
+                    or stat.S_ISBLK(st.st_mode) else "a directory" if stat.S_ISDIR(st.st_mode) else "not a file")
+            raise StateError(f"{path} is {kind}, not a regular file")
+        chunks, size = [], 0
+        while True:
+            chunk = os.read(fd, min(65536, limit + 1 - size))
+            if not chunk:
+                return b"".join(chunks), st
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                raise StateError(f"{path} is larger than {limit} bytes")
+    finally:
+        os.close(fd)

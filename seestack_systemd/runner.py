@@ -1,10 +1,17 @@
-"""The cron(8) way: run a command, pass its output through, report how it ended."""
+"""The cron(8) way: run a command, pass its output through, report how it ended.
+
+The command's own process decides when ``run`` returns. A background child it leaves
+holding stdout or stderr gets OUTPUT_GRACE_S to finish writing, then we stop reading
+(as Go's ``exec.Cmd.WaitDelay`` does): a daemon started by the job never holds ``run``.
+"""
 
 from __future__ import annotations
 
 import os
+import selectors
 import signal
 import subprocess
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -14,6 +21,9 @@ from .systemd import how_it_ended, tail_within
 
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 STDERR_LINE_BYTES = MESSAGE_LIMIT_BYTES  # no one line may hold more than a message
+# How long output is still read after the command's own process has exited.
+OUTPUT_GRACE_S = 1.0
+READ_BYTES = 65536
 
 
 @dataclass
@@ -26,20 +36,49 @@ class Finished:
     duration_ms: int
     started_at: float
     launch_error: bool = False  # the command could not be started at all
+    output_cut: bool = False  # a background child still held its output when the grace period ended
 
 
-def run_command(argv: list[str], success_codes: list[int], env: dict, tail_lines: int) -> Finished:
-    """Run ``argv`` with inherited stdin/stdout and ``env``; pass its stderr through to ours
-    as it comes while keeping the last ``tail_lines`` lines for a failure's message; forward
-    SIGTERM/SIGHUP (and SIGINT/SIGQUIT when no terminal sent them to it already). The exit
-    code is the command's own (128+N for signal N, 127 not found, 126 cannot be started)."""
+class _Copy:
+    """One output stream of the command: copied to our ``fd`` as it comes, its last
+    ``keep`` non-empty lines remembered."""
+
+    def __init__(self, fd: int, keep: int) -> None:
+        self.fd, self.broken = fd, False
+        self.lines: deque = deque(maxlen=keep)
+        self.keep, self.partial = keep, b""
+
+    def feed(self, chunk: bytes) -> None:
+        if not self.broken:
+            self.broken = not _write_all(self.fd, chunk)
+        if self.keep:
+            lines = (self.partial + chunk).split(b"\n")
+            self.partial = lines.pop()[-STDERR_LINE_BYTES:]
+            self.lines.extend(line[-STDERR_LINE_BYTES:] for line in lines if line.strip())
+
+    def tail(self) -> list[str]:
+        found = list(self.lines) + ([self.partial] if self.partial.strip() else [])
+        return [raw.decode("utf-8", "replace").rstrip() for raw in found[-self.keep:]] if self.keep else []
+
+
+def run_command(argv: list[str], success_codes: list[int], env: dict, tail_lines: int,
+                last_line: bool = False, grace: float = OUTPUT_GRACE_S) -> Finished:
+    """Run ``argv`` with inherited stdin and ``env``; pass its stderr through to ours as it
+    comes while keeping the last ``tail_lines`` lines for a failure's message; with
+    ``last_line``, also keep stdout's last line for a success's message (stdout is tee'd
+    only when it is not a terminal). Forward SIGTERM/SIGHUP (and SIGINT/SIGQUIT when no
+    terminal sent them to it already). The exit code is the command's own (128+N for
+    signal N, 127 not found, 126 cannot be started)."""
     started_at, started = time.time(), time.monotonic()
+    tee_stdout = last_line and not os.isatty(1)
     try:
-        proc = subprocess.Popen(list(argv), stderr=subprocess.PIPE, env=env)
+        proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE if tee_stdout else None,
+                                stderr=subprocess.PIPE, env=env)
     except OSError as e:
         code = 127 if isinstance(e, (FileNotFoundError, NotADirectoryError)) else 126
         reason = "was not found" if code == 127 else f"could not be started: {e.strerror}"
         return Finished(code, False, f"command {argv[0]!r} {reason}", 0, started_at, launch_error=True)
+
     def forward(signum: int, _frame: object) -> None:
         proc.send_signal(signum)
 
@@ -47,23 +86,11 @@ def run_command(argv: list[str], success_codes: list[int], env: dict, tail_lines
     # then we only wait for it, rather than send it a second one.
     typed = (signal.SIGINT, signal.SIGQUIT) if os.isatty(0) else ()
     previous = {s: signal.signal(s, signal.SIG_IGN if s in typed else forward) for s in FORWARDED_SIGNALS}
-    tail: deque = deque(maxlen=tail_lines)
-    partial = b""
+    err, out = _Copy(2, tail_lines), _Copy(1, 1)
     try:
-        while True:
-            chunk = os.read(proc.stderr.fileno(), 65536)
-            if not chunk:
-                break
-            _write_all(2, chunk)
-            if tail_lines:
-                lines = (partial + chunk).split(b"\n")
-                partial = lines.pop()[-STDERR_LINE_BYTES:]
-                tail.extend(line[-STDERR_LINE_BYTES:] for line in lines)
-        if partial and tail_lines:
-            tail.append(partial)
+        cut = _pump(proc, {proc.stderr: err, **({proc.stdout: out} if tee_stdout else {})}, grace)
         returncode = proc.wait()
     finally:
-        proc.stderr.close()
         for s, handler in previous.items():
             signal.signal(s, handler)
     duration = int(round((time.monotonic() - started) * 1000))
@@ -72,17 +99,68 @@ def run_command(argv: list[str], success_codes: list[int], env: dict, tail_lines
     else:
         code, ended = returncode, how_it_ended("exited", str(returncode))
     success = returncode >= 0 and returncode in success_codes
+    last = out.tail()[-1] if tee_stdout and out.tail() else ""
     if success:
-        message = f"{ended}, counted as success" if returncode else ""
+        counted = f"{ended}, counted as success" if returncode else ""
+        message = "\n".join(part for part in (counted, last) if part)
     else:
-        message = tail_within(ended, [raw.decode("utf-8", "replace") for raw in tail])
-    return Finished(code, success, message, duration, started_at)
+        message = tail_within(ended, err.tail())
+    return Finished(code, success, message, duration, started_at, output_cut=cut)
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    """Copy to our stderr; a closed or broken one must not stop the command's run."""
+def _pump(proc: subprocess.Popen, streams: dict, grace: float) -> bool:
+    """Copy ``streams`` (pipe -> _Copy) until they end, or until ``grace`` seconds after
+    ``proc`` exited; True when the grace period cut output short."""
+    wake_r, wake_w = os.pipe()
+    waiter = threading.Thread(target=_wait_then_wake, args=(proc, wake_w), daemon=True)
+    waiter.start()
+    selector = selectors.DefaultSelector()
+    selector.register(wake_r, selectors.EVENT_READ)
+    for pipe in streams:
+        selector.register(pipe, selectors.EVENT_READ)
+    open_pipes, stop_at = set(streams), None
+    try:
+        while open_pipes:
+            timeout = None if stop_at is None else stop_at - time.monotonic()
+            if timeout is not None and timeout <= 0:
+                break
+            for key, _ in selector.select(timeout):
+                if key.fileobj == wake_r:
+                    selector.unregister(wake_r)
+                    stop_at = time.monotonic() + grace
+                    continue
+                copy = streams[key.fileobj]
+                chunk = os.read(key.fd, READ_BYTES)
+                if chunk:
+                    copy.feed(chunk)
+                if not chunk or (copy.broken and copy.fd == 1):
+                    # Our stdout is gone: the job sees a closed pipe, as it would without us.
+                    # A broken stderr is still read: its tail is the failure's message.
+                    selector.unregister(key.fileobj)
+                    key.fileobj.close()
+                    open_pipes.discard(key.fileobj)
+        return bool(open_pipes)
+    finally:
+        for pipe in open_pipes:
+            pipe.close()
+        selector.close()
+        waiter.join()
+        os.close(wake_r)
+
+
+def _wait_then_wake(proc: subprocess.Popen, wake_fd: int) -> None:
+    try:
+        proc.wait()
+    finally:
+        os.write(wake_fd, b"x")
+        os.close(wake_fd)
+
+
+def _write_all(fd: int, data: bytes) -> bool:
+    """Copy to our stdout/stderr; False when it is closed or broken (never raises)."""
     try:
         while data:
             data = data[os.write(fd, data):]
     except OSError:
-        pass
+        return False
+    return True

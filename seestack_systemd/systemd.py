@@ -106,11 +106,11 @@ def show(units: list[str], properties: list[str]) -> list[dict[str, str]]:
     """``systemctl show`` for several units in one call; one dict per unit ({} on failure)."""
     import subprocess  # only hooks given a unit pay for it
 
+    from . import programs
+
     try:
-        out = subprocess.run(
-            ["systemctl", "show", "--no-pager", "-p", ",".join(properties), "--", *units],
-            capture_output=True, text=True, timeout=SYSTEMCTL_TIMEOUT_S,
-        ).stdout
+        out = programs.run("systemctl", ["show", "--no-pager", "-p", ",".join(properties), "--", *units],
+                           timeout=SYSTEMCTL_TIMEOUT_S, text=True).stdout
     except (OSError, subprocess.SubprocessError):
         return [{} for _ in units]
     blocks = out.split("\n\n")
@@ -160,14 +160,15 @@ def journal_tail(invocation_id: str, lines: int, sleep=time.sleep, unit: str | N
     ``unit``'s output streams (journal_streams), else read until the journal has settled."""
     import subprocess
 
+    from . import programs
     from .journal_streams import wait_closed
 
-    argv = ["journalctl", f"_SYSTEMD_INVOCATION_ID={invocation_id}", "-o", "cat", "--no-pager", "-q", "-n", str(lines)]
+    argv = [f"_SYSTEMD_INVOCATION_ID={invocation_id}", "-o", "cat", "--no-pager", "-q", "-n", str(lines)]
     previous = None
     settled = bool(unit) and wait_closed(str(unit), sleep=sleep)
     for _ in range(1 if settled else JOURNAL_MAX_READS):
         try:
-            out = subprocess.run(argv, capture_output=True, timeout=SYSTEMCTL_TIMEOUT_S).stdout.decode("utf-8", "replace")
+            out = programs.run("journalctl", argv, timeout=SYSTEMCTL_TIMEOUT_S).stdout.decode("utf-8", "replace")
         except (OSError, subprocess.SubprocessError):
             return []
         if out == previous or settled:

@@ -34,6 +34,38 @@ class Change:
 
     changed: bool
     text: str
+    warnings: Tuple[str, ...] = ()
+
+
+# Characters a flag's value may hold in a drop-in: systemd would expand '%' and '$', split
+# on spaces and unquote quotes and backslashes.
+_FLAG_VALUE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:/+,=-")
+# The per-unit settings enable writes into the drop-in: (setting name, flag), in this order.
+DROPIN_FLAGS = (("config", "--config"), ("api_key_file", "--api-key-file"), ("endpoint", "--endpoint"),
+                ("state_dir", "--state-dir"), ("data_dir", "--data-dir"), ("timeout", "--timeout"),
+                ("deadline", "--deadline"))
+
+
+def dropin_flags(settings: Mapping[str, Optional[str]]) -> str:
+    """`` --deadline 3 ...`` for the hooks' command lines, each value checked as the hook
+    will read it; '' when none is given."""
+    from .config import SETTINGS, _convert, parse_endpoint
+
+    words = []
+    for name, flag in DROPIN_FLAGS:
+        value = settings.get(name)
+        if value is None:
+            continue
+        if not value or not set(value) <= _FLAG_VALUE:
+            raise UsageError(f"{flag} {value!r}: a drop-in flag may hold only letters, digits and ._:/+,=-")
+        if name in SETTINGS:
+            _convert(name, value, flag)
+        elif not value.startswith("/"):
+            raise UsageError(f"{flag} {value!r} must be an absolute path")
+        if name == "endpoint":
+            parse_endpoint(value)
+        words.append(f" {flag} {value}")
+    return "".join(words)
 
 
 def _config_dir(root: Optional[str], user: bool, environ: Mapping[str, str]) -> str:
@@ -44,9 +76,11 @@ def _config_dir(root: Optional[str], user: bool, environ: Mapping[str, str]) -> 
 
 
 def _systemctl(user: bool, *args: str) -> subprocess.CompletedProcess:
-    argv = ["systemctl", *(["--user"] if user else []), *args]
+    from . import programs
+
     try:
-        return subprocess.run(argv, capture_output=True, text=True, timeout=30)
+        return programs.run("systemctl", [*(["--user"] if user else []), *args], timeout=30, text=True,
+                            session=os.environ if user else None)
     except FileNotFoundError:
         raise StateError("systemctl was not found: is this a systemd machine? (--root DIR works without it)") from None
 
@@ -142,7 +176,7 @@ def check_slug_pattern(slug: str) -> str:
     return slug
 
 
-def render(unit: str, slug: str, hook: str = HOOK_PATH) -> str:
+def render(unit: str, slug: str, hook: str = HOOK_PATH, flags: str = "") -> str:
     """The drop-in text for ``unit`` monitored as ``slug``."""
     for place in TEMPLATE_PLACES:
         if os.path.exists(place):
@@ -151,6 +185,8 @@ def render(unit: str, slug: str, hook: str = HOOK_PATH) -> str:
             break
     else:
         raise StateError(f"the drop-in template is missing (looked in {', '.join(TEMPLATE_PLACES)}): reinstall the package")
+    # The per-unit flags go before each hook's '-- SLUG'.
+    template = template.replace(" -- @SLUG@", f"{flags} -- @SLUG@")
     return template.replace("@UNIT@", unit).replace("@SLUG@", slug).replace("@HOOK@", hook)
 
 
@@ -174,13 +210,21 @@ def slug_in(path: str) -> Optional[str]:
 
 
 def enable(unit: str, slug: Optional[str], root: Optional[str] = None, user: bool = False, force: bool = False,
-           environ: Mapping[str, str] = {}) -> Change:
-    """Write the monitoring drop-in for ``unit`` (idempotent; ``force`` to change the slug)."""
+           environ: Mapping[str, str] = {}, settings: Mapping[str, Optional[str]] = {}) -> Change:
+    """Write the monitoring drop-in for ``unit`` (idempotent; ``force`` to change the slug,
+    or to monitor a unit whose environment is not root's), with ``settings`` as flags."""
+    from .unitenv import FIX, WHY, unit_env_risks
+
     service, timer = resolve(unit, root, user, environ)
     derived = slug is None
     slug = check_slug_pattern(slug if slug is not None else default_slug(service))
     path = dropin_path(service, root, user, environ)
-    text = render(service, slug)
+    text = render(service, slug, flags=dropin_flags(settings))
+    risks = unit_env_risks(service, root, user, environ)
+    if risks and not force:
+        raise UsageError(f"refusing to add root hooks to {service}: {'; '.join(risks)}; {WHY}. Fix: {FIX};"
+                         " or add --force to accept the risk")
+    warnings = tuple(f"{service}: root hooks added although {r}: {WHY}" for r in risks)
     current = slug_in(path)
     if os.path.lexists(path) and current is None:
         raise UsageError(f"{path} exists and was not written by seestack-hook: move it away first")
@@ -188,7 +232,7 @@ def enable(unit: str, slug: Optional[str], root: Optional[str] = None, user: boo
         try:
             with open(path, encoding="utf-8") as f:
                 if f.read() == text:
-                    return Change(False, f"{service} is already monitored as '{slug}'")
+                    return Change(False, f"{service} is already monitored as '{slug}'", warnings)
         except OSError:
             pass
     elif current is not None and not force:
@@ -202,7 +246,7 @@ def enable(unit: str, slug: Optional[str], root: Optional[str] = None, user: boo
     via = f" (triggered by {timer})" if timer else ""
     named = " (derived from the unit name; --slug sets another)" if derived else ""
     return Change(True, f"monitoring {service}{via} as '{slug}'{named}: create a monitor with this slug in the"
-                        f" SeeStack console; wrote {path}")
+                        f" SeeStack console; wrote {path}", warnings)
 
 
 def disable(unit: str, root: Optional[str] = None, user: bool = False, environ: Mapping[str, str] = {}) -> Change:
@@ -293,6 +337,9 @@ def list_lines(config: Config, root: Optional[str] = None, user: bool = False, s
         lines.append(f"{service:32} {slug:24} {timer or '-':24} {next_run:20} {last_text}")
     if len(lines) == 1:
         lines.append("(no monitored units: add one with 'seestack-hook enable NAME.timer')")
+    from .unitenv import risky_units
+
+    lines.extend(f"UNSAFE {line}" for line in risky_units(root, user, environ))
     if show_all:
         lines.append("")
         lines.append("timers not monitored yet:")

@@ -42,9 +42,11 @@ SCENARIOS: Dict[str, str] = {
     "rsync24": "SuccessExitStatus=24\nExecStart=/bin/sh -c 'echo some files vanished; exit 24'",
     "skipcond": "ExecCondition=/bin/false\nExecStart=/bin/sh -c 'echo never runs'",
     "chatty": "ExecStart=/bin/sh -c 'i=0; while [ $i -lt 3000 ]; do echo line-$i; i=$((i+1)); done; echo LAST-LINE; exit 2'",
-    "down": "Environment=SEESTACK_ENDPOINT=http://127.0.0.1:9 SEESTACK_DEADLINE=2\nExecStart=/bin/sh -c 'sleep 0.2'",
+    # The root hooks ignore SEESTACK_* in the unit: the dead endpoint comes as drop-in flags (ENABLE_FLAGS).
+    "down": "ExecStart=/bin/sh -c 'sleep 0.2'",
     "secret": "User=nobody\nExecStart=/bin/sh -c 'env; cat /etc/seestack/api-key /etc/seestack/seestack.conf 2>&1; true'",
 }
+ENABLE_FLAGS: Dict[str, List[str]] = {"down": ["--endpoint", "http://127.0.0.1:9", "--deadline", "2"]}
 TEMPLATE = "[Unit]\nDescription=e2e template %i\n[Service]\nType=oneshot\nExecStart=/bin/sh -c 'sleep 1; echo instance %i'\n"
 TIMED = ("[Unit]\nDescription=e2e timed\n[Service]\nType=oneshot\nExecStart=/bin/echo fired by timer\n",
          "[Unit]\nDescription=e2e timer\n[Timer]\nOnActiveSec=2s\nAccuracySec=100ms\n")
@@ -133,7 +135,8 @@ class Release(harness.ReleaseTest):
         cls.c.systemctl("daemon-reload")
         cls.c.systemctl("start", "e2e-hold.target")
         for name in SCENARIOS:
-            cls.c.run(["seestack-hook", "enable", f"e2e-{name}.service", "--slug", f"{s}-{name}", "--no-reload"])
+            cls.c.run(["seestack-hook", "enable", f"e2e-{name}.service", "--slug", f"{s}-{name}", "--no-reload",
+                       *ENABLE_FLAGS.get(name, [])])
         cls.c.run(["seestack-hook", "enable", "e2e-tpl@.service", "--slug", f"{s}-tpl", "--no-reload"])
         cls.enable_timed = cls.c.run(["seestack-hook", "enable", "e2e-timed.timer", "--slug", f"{s}-timed"])
         cls.started = {}

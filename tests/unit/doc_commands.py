@@ -68,7 +68,7 @@ EXPECTED: Dict[str, Expect] = {
         skip("a venv and a pip build from PyPI: slow for the unit suite (issue 11's venv test installs one)"),
     "~/venv/seestack/bin/seestack-hook --version": skip("needs the venv of the line before"),
     # README and man page: cron
-    "30 2 * * * root seestack-hook run nightly-backup --success-exit 0,24 -- rsync -a /srv/ backup:/srv/":
+    "30 2 * * * root seestack-hook run nightly-backup --success-exit 24 rsync -a /srv/ backup:/srv/":
         skip("a crontab line: cron runs it as root, with rsync to a backup host"),
     # README: trying it without production
     "seestack-hook receive --try               # terminal 1: prints export lines, then listens on 127.0.0.1:8099":

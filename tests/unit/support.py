@@ -14,6 +14,21 @@ API_KEY = "sk-test-0123456789abcdef-SECRET"
 INVOCATION = "0123456789abcdef0123456789abcdef"
 
 
+# start/finish run as root read no SEESTACK_* (the unit's environment is not root's). The
+# suites that drive the hooks through that environment run them as a non-root user's hook
+# would (a user unit's): cli.root_hook answers False. tests/unit/test_trust.py runs the real one.
+_USER_HOOK = ("import sys; from seestack_systemd import cli; cli.root_hook = lambda command: False;"
+              " sys.exit(cli.main())")
+
+
+def hook_argv(args: Sequence[str], root_hook: bool = False) -> list:
+    """The command line of ``python3 -m seestack_systemd ARGS``; start/finish as a user
+    unit's hook unless ``root_hook`` (or when not root anyway)."""
+    if root_hook or not args or args[0] not in ("start", "finish") or os.geteuid() != 0:
+        return [sys.executable, "-m", "seestack_systemd", *args]
+    return [sys.executable, "-c", _USER_HOOK, *args]
+
+
 class HookTestCase(unittest.TestCase):
     """A temp state/data dir and an environment that points the agent at them."""
 
@@ -34,11 +49,11 @@ class HookTestCase(unittest.TestCase):
         }
 
     def hook(self, *args: str, env: Optional[Dict[str, str]] = None, timeout: float = 30,
-             input: Optional[str] = None) -> subprocess.CompletedProcess:
-        """Run ``python3 -m seestack_systemd ARGS`` as a real process."""
+             input: Optional[str] = None, root_hook: bool = False) -> subprocess.CompletedProcess:
+        """Run ``python3 -m seestack_systemd ARGS`` as a real process (see hook_argv)."""
         full_env = dict(self.env)
         full_env.update(env or {})
-        return subprocess.run([sys.executable, "-m", "seestack_systemd", *args], cwd=ROOT, env=full_env,
+        return subprocess.run(hook_argv(args, root_hook), cwd=ROOT, env=full_env,
                               capture_output=True, text=True, timeout=timeout, input=input)
 
     def assertNoKey(self, *texts: str) -> None:

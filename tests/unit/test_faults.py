@@ -30,7 +30,7 @@ from seestack_systemd import api
 from seestack_systemd.heartbeat import MESSAGE_LIMIT_BYTES, TRUNCATION_MARK
 from seestack_systemd.receiver import Receiver
 
-from .support import API_KEY, INVOCATION, ROOT, HookTestCase, spool_files
+from .support import API_KEY, INVOCATION, ROOT, HookTestCase, hook_argv, spool_files
 
 PREFIX = "seestack-hook: "
 NOBODY = 65534
@@ -116,7 +116,7 @@ class FaultCase(HookTestCase):
                  what: str = "", timeout: float = 60) -> Hook:
         full_env = dict(self.env, PYTHONDONTWRITEBYTECODE="1")
         full_env.update(env or {})
-        argv = [sys.executable, "-m", "seestack_systemd", *args]
+        argv = hook_argv(args)
         if as_user is not None:
             argv = ["setpriv", f"--reuid={as_user}", f"--regid={as_user}", "--clear-groups", *argv]
         started = time.monotonic()

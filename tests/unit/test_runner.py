@@ -1,0 +1,175 @@
+"""`run` never changes what the job does or how it ends: argument rules, background children,
+broken output, late signals, --success-exit, and the success message from stdout.
+Real processes, pipes, a pty and signals against a real loopback receiver."""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+from seestack_systemd.receiver import Receiver
+from seestack_systemd.runner import OUTPUT_GRACE_S
+
+from .support import ROOT, HookTestCase, spool_files
+
+
+class RunRules(HookTestCase):
+    def setUp(self):
+        super().setUp()
+        self.receiver = Receiver().start()
+        self.addCleanup(self.receiver.stop)
+        self.env["SEESTACK_ENDPOINT"] = self.receiver.url
+
+    def body(self):
+        return self.receiver.wait_for(1)[0].json()
+
+    def test_command_without_double_dash(self):
+        """the first word after SLUG that is not run's option starts the command, '--' or not"""
+        done = self.hook("run", "job", "sh", "-c", "echo \"$0 $1\" >&2; exit 3", "-x", "--y")
+        self.assertEqual(done.returncode, 3, done.stderr)
+        self.assertIn("-x --y", done.stderr)
+        self.assertEqual(self.body()["status"], "failed")
+
+    def test_options_after_slug_then_command(self):
+        """run's own options between SLUG and the command still apply; the command's stay its own"""
+        done = self.hook("run", "job", "--success-exit", "24", "sh", "-c", "exit 24", "--success-exit")
+        self.assertEqual(done.returncode, 24, done.stderr)
+        self.assertEqual(self.body()["status"], "success")
+
+    def test_unknown_option_reported_and_job_runs(self):
+        """a mistyped option is one line naming it; the job runs and its heartbeat is sent"""
+        marker = os.path.join(self.dir, "ran")
+        done = self.hook("run", "job", "--sucess-exit", "0,24", "touch", marker)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertTrue(os.path.exists(marker))
+        lines = [line for line in done.stderr.splitlines() if "sucess-exit" in line]
+        self.assertEqual(len(lines), 1, done.stderr)
+        self.assertIn("--success-exit", lines[0])
+        self.assertEqual(self.body()["status"], "success")
+
+    def test_no_command_is_usage_error(self):
+        """only a line with no command at all is a usage error (exit 2, run's usage)"""
+        for argv in (("run", "job"), ("run", "job", "--"), ("run", "job", "--success-exit", "24")):
+            done = self.hook(*argv)
+            self.assertEqual(done.returncode, 2, argv)
+            self.assertIn("run", done.stderr)
+        self.assertEqual(self.receiver.requests, [])
+
+    def test_success_exit_adds_to_zero(self):
+        """--success-exit 24 keeps a clean 0 a success, and counts 24 as one"""
+        for code in (0, 24):
+            self.receiver.requests.clear()
+            done = self.hook("run", "job", "--success-exit", "24", "--", "sh", "-c", f"exit {code}")
+            self.assertEqual(done.returncode, code)
+            self.assertEqual(self.body()["status"], "success", code)
+
+    def test_success_exit_out_of_range(self):
+        """--success-exit 300 (or -1, or a word) is a usage error naming the value; nothing runs"""
+        marker = os.path.join(self.dir, "ran")
+        for value in ("300", "-1", "0,x"):
+            done = self.hook("run", "job", f"--success-exit={value}", "touch", marker)
+            self.assertEqual(done.returncode, 2, value)
+            self.assertIn(value, done.stderr)
+        self.assertFalse(os.path.exists(marker))
+
+    def test_success_message_is_last_stdout_line(self):
+        """stdout passes through as it comes; its last line is the success heartbeat's message"""
+        done = self.hook("run", "job", "--", "sh", "-c", "echo first; echo 'Processed 1842 records'; echo")
+        self.assertEqual(done.stdout, "first\nProcessed 1842 records\n\n")
+        self.assertEqual(self.body()["message"], "Processed 1842 records")
+
+    def test_success_message_none(self):
+        """success_message = none sends no stdout line"""
+        conf = os.path.join(self.dir, "c.conf")
+        with open(conf, "w") as f:
+            f.write("[seestack]\nsuccess_message = none\n")
+        done = self.hook("run", "job", "--", "echo", "hello", env={"SEESTACK_CONFIG": conf})
+        self.assertEqual(done.stdout, "hello\n")
+        self.assertIsNone(self.body().get("message"))
+
+    def test_terminal_stdout_not_teed(self):
+        """stdout that is a terminal is the job's own: it sees a tty, run does not read it"""
+        main, tty = os.openpty()
+        self.addCleanup(os.close, main)
+        proc = subprocess.Popen([sys.executable, "-m", "seestack_systemd", "run", "job", "--", "sh", "-c",
+                                 "[ -t 1 ] && echo is-a-tty"], cwd=ROOT, env=self.env, stdout=tty,
+                                stderr=subprocess.PIPE)
+        os.close(tty)
+        self.assertEqual(proc.wait(20), 0)
+        proc.stderr.close()
+        self.assertIn(b"is-a-tty", os.read(main, 1024))
+        self.assertIsNone(self.body().get("message"))
+
+    def test_background_child_does_not_hold_run(self):
+        """a child left holding stderr and stdout: run returns a grace period after the job, with its code"""
+        started = time.monotonic()
+        done = self.hook("run", "job", "--", "sh", "-c", "sleep 6 & echo started; exit 3", timeout=30)
+        took = time.monotonic() - started
+        self.assertEqual(done.returncode, 3)
+        self.assertLess(took, OUTPUT_GRACE_S + 3.5, done.stderr)
+        self.assertIn("started", done.stdout)
+        self.assertIn("still held its output", done.stderr)
+        self.assertEqual(self.body()["status"], "failed")
+
+    def test_broken_stderr_keeps_exit_code(self):
+        """with run's stderr a broken pipe, its exit status is the job's, and the heartbeat is sent"""
+        for code in (0, 4):
+            self.receiver.requests.clear()
+            r, w = os.pipe()
+            os.close(r)
+            proc = subprocess.Popen([sys.executable, "-m", "seestack_systemd", "run", "job", "--", "sh", "-c",
+                                     f"echo oops >&2; exit {code}"], cwd=ROOT, env=self.env, stderr=w,
+                                    stdout=subprocess.DEVNULL)
+            os.close(w)
+            self.assertEqual(proc.wait(20), code)
+            body = self.body()
+            self.assertEqual(body["status"], "success" if code == 0 else "failed")
+            if code:
+                self.assertIn("oops", body["message"])
+
+    def test_closed_stdout_is_the_jobs_broken_pipe(self):
+        """run's stdout closed early: the job sees a broken pipe, as it would without run"""
+        proc = subprocess.Popen([sys.executable, "-m", "seestack_systemd", "run", "job", "--", "sh", "-c",
+                                 "trap '' PIPE; echo one; sleep 0.3; while echo more; do :; done; echo gave-up >&2"],
+                                cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.assertEqual(proc.stdout.readline(), b"one\n")
+        proc.stdout.close()
+        self.assertEqual(proc.wait(20), 0)
+        self.assertIn(b"gave-up", proc.stderr.read())
+        proc.stderr.close()
+
+    def test_signal_after_job_ended(self):
+        """SIGTERM while the heartbeat is being delivered: exit with the job's 6, heartbeat spooled"""
+        hanging = Receiver(replies=",".join(["hang"] * 20)).start()
+        self.addCleanup(hanging.stop)
+        env = dict(self.env, SEESTACK_ENDPOINT=hanging.url, SEESTACK_DEADLINE="2", SEESTACK_TIMEOUT="1")
+        proc = subprocess.Popen([sys.executable, "-m", "seestack_systemd", "run", "job", "--", "sh", "-c", "exit 6"],
+                                cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+        hanging.wait_for(1, timeout=10)
+        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signal.SIGHUP)
+        self.assertEqual(proc.wait(20), 6)
+        stderr = proc.stderr.read()
+        proc.stderr.close()
+        self.assertIn("SIGTERM arrived after the command ended", stderr)
+        self.assertEqual(len(spool_files(self.data_dir)), 1, stderr)
+
+
+class RunDocs(HookTestCase):
+    def test_help_readme_and_man_page_agree(self):
+        """run --help, the README and the man page state the argument rule, the grace period and --success-exit"""
+        from seestack_systemd.runner import OUTPUT_GRACE_S
+
+        def flat(text: str) -> str:
+            return " ".join(text.replace("\\-", "-").replace("\\fP", "").replace("\\fI", "").split())
+
+        texts = {"--help": flat(self.hook("run", "--help").stdout)}
+        for name, path in (("README", "README.md"), ("man page", "packaging/seestack-hook.1")):
+            with open(os.path.join(ROOT, path), encoding="utf-8") as f:
+                texts[name] = flat(f.read())
+        for name, text in texts.items():
+            for rule in ("the first word that is not one of", rf"grace period[^.]*{OUTPUT_GRACE_S:g} s",
+                         r"success (\*)?besides 0", "0-255"):
+                self.assertTrue(re.search(rule, text), f"{name} does not say {rule!r}")
