@@ -229,14 +229,14 @@ def file_notes(path: str, file_values: dict[str, str]) -> list[str]:
     """What every command says about a config file's names it does not use: unknown
     keys (a typo such as ``endpiont``) and extra ``[sections]``. One function, so
     ``run``, the hooks and ``check`` word it alike."""
-    import difflib
-
     notes = []
     known = [*SETTINGS, "api_key", "api_key_file"]
     for name in file_values:
         if name.startswith("["):
             notes.append(f"{path}: settings under {name} are ignored: only [{SECTION}] is read")
         elif name not in known:
+            import difflib  # only for a name to correct: the hooks run before every job
+
             close = difflib.get_close_matches(name, known, 1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             notes.append(f"{path}: unknown setting {name!r} ignored{hint}")

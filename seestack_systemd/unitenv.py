@@ -10,26 +10,27 @@ root. Unit files themselves live in root's directories; environment files often 
 
 from __future__ import annotations
 
-import glob
 import os
 import stat
-from typing import Dict, List, Mapping, Optional, Sequence
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs the hooks, which import loader_variables, an import
+    from typing import Mapping, Sequence
 
 SHOW_TIMEOUT_S = 10.0
 
 
-def loader_variables(environ: Mapping[str, str]) -> List[str]:
+def loader_variables(environ: Mapping[str, str]) -> list[str]:
     """The dynamic loader's variables (``LD_*``) set in ``environ``, sorted."""
     return sorted(name for name in environ if name.startswith("LD_"))
 
 
-def path_risks(path: str, top: str = "/") -> List[str]:
+def path_risks(path: str, top: str = "/") -> list[str]:
     """Why ``path`` (an environment file) is not root's alone: not owned by root, writable
     by group or others, or in a directory (up to ``top``, a staging root or /) that someone
     else owns or can write. Symlinks are followed, and the directories on both sides are
     checked. [] when safe."""
     top = os.path.abspath(top)
-    risks: List[str] = []
+    risks: list[str] = []
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -55,7 +56,7 @@ def path_risks(path: str, top: str = "/") -> List[str]:
     return risks
 
 
-def _dir_risks(directory: str) -> List[str]:
+def _dir_risks(directory: str) -> list[str]:
     try:
         st = os.stat(directory)
     except OSError:
@@ -77,7 +78,7 @@ def _owner(uid: int) -> str:
         return f"uid {uid}"
 
 
-def environment_files(units: Sequence[str]) -> Dict[str, List[str]]:
+def environment_files(units: Sequence[str]) -> dict[str, list[str]]:
     """unit -> the paths of its ``EnvironmentFile=`` settings, as systemd loaded them
     (``{}`` for a unit systemd could not show)."""
     import subprocess  # the hooks import this module only for loader_variables
@@ -91,7 +92,7 @@ def environment_files(units: Sequence[str]) -> Dict[str, List[str]]:
                            timeout=SHOW_TIMEOUT_S, text=True)
     except (OSError, subprocess.SubprocessError):  # no systemd here: nothing systemd would load
         return {}
-    found: Dict[str, List[str]] = {}
+    found: dict[str, list[str]] = {}
     for unit, block in zip(units, done.stdout.split("\n\n")):
         paths = []
         for line in block.splitlines():
@@ -103,9 +104,11 @@ def environment_files(units: Sequence[str]) -> Dict[str, List[str]]:
     return found
 
 
-def environment_files_in(root: str, unit_file: Optional[str]) -> List[str]:
+def environment_files_in(root: str, unit_file: str | None) -> list[str]:
     """The ``EnvironmentFile=`` paths of a unit in a staging ``root`` (its file and drop-ins),
     each turned into its place under ``root``."""
+    import glob  # (and re with it) only here: the hooks import this module
+
     if not unit_file:
         return []
     sources = [unit_file, *sorted(glob.glob(os.path.join(os.path.dirname(unit_file),
@@ -125,7 +128,7 @@ def environment_files_in(root: str, unit_file: Optional[str]) -> List[str]:
     return paths
 
 
-def unit_risks(files: List[str], top: str = "/") -> List[str]:
+def unit_risks(files: list[str], top: str = "/") -> list[str]:
     """One line per risky environment file: the file (as the unit names it) and every risk found."""
     lines = []
     top = os.path.abspath(top)
@@ -142,7 +145,7 @@ WHY = ("the root hooks run with that environment, and the loader honours LD_PREL
 FIX = "make the file and its directories root's (chown root:root; chmod go-w), or move the settings into the unit"
 
 
-def unit_env_risks(service: str, root: Optional[str], user: bool, environ: Mapping[str, str]) -> List[str]:
+def unit_env_risks(service: str, root: str | None, user: bool, environ: Mapping[str, str]) -> list[str]:
     """Why the root hooks must not run with ``service``'s environment ([] when they may).
     User units run their hooks as the user: no privilege to gain there."""
     from .units import _unit_file
@@ -154,7 +157,7 @@ def unit_env_risks(service: str, root: Optional[str], user: bool, environ: Mappi
     return unit_risks(environment_files([service]).get(service, []))
 
 
-def risky_units(root: Optional[str], user: bool, environ: Mapping[str, str]) -> List[str]:
+def risky_units(root: str | None, user: bool, environ: Mapping[str, str]) -> list[str]:
     """One warning per monitored unit whose root hooks run with an environment root does not own."""
     from .units import monitored
 
