@@ -360,9 +360,11 @@ def cmd_run(opts, environ, out: Output) -> int:
     try:
         check_slug(slug)
         cfg: config.Config | None = config.load(environ, opts["settings"])
-        _warn(cfg, out)
-        cfg.endpoint_parsed()
-        cfg.require_key()
+        try:
+            cfg.endpoint_parsed()
+            cfg.require_key()
+        finally:  # before the job: its output must not bury them; and whether or not monitoring works
+            _warn(cfg, out)
     except (ConfigError, ValueError) as e:
         # A monitoring problem never keeps the job from running.
         cfg = None
