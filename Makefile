@@ -1,15 +1,17 @@
 # seestack-systemd: every target runs with Debian's interpreter, the one the package runs under.
 PYTHON ?= /usr/bin/python3
+# Unit tests mostly wait on real processes, sockets and deadlines: run that many chunks at once.
+JOBS ?= 4
 
 .PHONY: test test-unit test-e2e deps demo demo-local deb bench clean
 
 ## make test: installs what the suite needs (as root), then unit + end-to-end tests.
 test: deps
-	$(PYTHON) tests/run.py tests/unit tests/e2e
+	$(PYTHON) tests/run.py -j $(JOBS) tests/unit tests/e2e
 
 ## make test-unit: the unit tests alone (no root, no containers).
 test-unit:
-	$(PYTHON) tests/run.py tests/unit
+	$(PYTHON) tests/run.py -j $(JOBS) tests/unit
 
 ## make test-e2e: the booted-systemd suite alone (root).
 test-e2e: deps
