@@ -1,0 +1,287 @@
+"""The rendering of ``make bench``: RESULTS.md (tables, budgets, floors and their prose)
+as a pure function of the measurements bench.py records, so it can be rendered again
+from benchmarks/RESULTS.json without measuring: ``python3 benchmarks/render.py``."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MEASUREMENTS = os.path.join(HERE, "RESULTS.json")
+RESULTS = os.path.join(HERE, "RESULTS.md")
+
+# The budgets of the issue, from one run.
+BUDGET_START_RATIO = 1.6  # start / python3 -I -S -c pass
+BUDGET_FINISH_RATIO = 1.0  # finish / minimal urllib.request script (http and https)
+BUDGET_RSS_MIB = 24.0
+BUDGET_DEADLINE_SLACK = 0.3  # seconds past the deadline
+BUDGET_FLUSH_RATE = 500.0  # heartbeats per second
+BUDGET_LIST_S = 1.0
+BUDGET_BOOTED_RATIO = 6.0  # booted Debian 12: our drop-in's added time per run / the curl lines'
+BOOTED_CASES = {"plain": "no hooks", "curl": "healthchecks-style curl lines", "ours": "our drop-in"}
+BOOTED_PARTS = {"true": "`/bin/true` (the nsenter floor)", "python": "`python3 -IS -c pass`",
+                "urllib-import": "`python3 -IS -c 'import urllib.request'`", "systemctl-show": "`systemctl show` of"
+                " the unit and its timer", "journalctl": "`journalctl` of the invocation, last line",
+                "start": "`seestack-hook start --unit`", "finish": "`seestack-hook finish --unit`, 202"}
+
+
+def quartiles(values: list[float]) -> tuple[float, float]:
+    """p25 and p75 (the extremes when there are too few values for quartiles)."""
+    if len(values) < 4:
+        return min(values), max(values)
+    q = statistics.quantiles(values, n=4)
+    return q[0], q[2]
+
+
+def machine(facts: dict) -> list[str]:
+    """The Machine section's lines, from bench.machine_facts()."""
+    pkg = facts["package"]
+    if pkg:
+        installed = (f"seestack-systemd {pkg['version']} ({pkg['hook']}, modules in {pkg['modules']}: "
+                     + ("the same code as the checkout)" if pkg["same"] else
+                        "**not** the checkout's code: rebuild and reinstall it)"))
+    else:
+        installed = f"not installed ({facts['deb_hook']} missing): figures are the checkout's only"
+    return [
+        f"- host: `{facts['host']}`, {facts['system']}, virtualization: {facts['virt']}",
+        f"- CPU: {facts['cpu']} x {facts['cpus']}; memory {facts['memory']}; load average at the end {facts['load']}",
+        f"- Python: `{facts['python']}` {facts['python_version']} (site .pth files: {', '.join(facts['pth']) or 'none'})",
+        f"- curl: {facts['curl']}",
+        f"- checkout: {facts['root']} at {facts['head']}"
+        + (" with uncommitted changes in seestack_systemd/" if facts["dirty"] else ""),
+        "- installed package: " + installed,
+        f"- state directory on tmpfs ({facts['shm']}); data directory and spool on {facts['tmp_fs']} ({facts['tmp']})",
+        f"- date: {facts['date']}",
+    ]
+
+
+def render(data: dict) -> str:
+    """RESULTS.md from the measurements (bench.Bench.measurements, or their JSON)."""
+    conf = data["settings"]
+    s = {k: v for k, v in data["samples"].items() if v}
+    m = {k: statistics.median(v) for k, v in s.items()}
+    ms = lambda x: f"{x * 1000:.1f} ms"  # noqa: E731
+    floor = m["floor-S"]
+    rows: list[tuple[str, str, str, str, str]] = []
+
+    def row(label: str, key: str, what: str = "") -> None:
+        if key not in m:
+            return
+        q1, q3 = quartiles(s[key])
+        rss = data["rss"].get(key)
+        rss_text = f"{max(rss) / 1024:.1f}" if rss else ""
+        rows.append((label, ms(m[key]), f"{ms(q1)} – {ms(q3)}", f"{m[key] / floor:.2f}x", rss_text))
+
+    row("floor: `python3 -I -S -c pass`", "floor-S")
+    row("floor: `python3 -I -c pass`", "floor-I")
+    for variant in data["hooks"]:
+        tag = "checkout" if variant == "checkout" else "installed .deb"
+        row(f"`seestack-hook start SLUG` ({tag})", f"start:{variant}")
+        row(f"`seestack-hook finish SLUG`, 202 on loopback ({tag})", f"finish:{variant}")
+        row(f"`seestack-hook finish SLUG`, https with a private CA on loopback ({tag})", f"finish:{variant}-https")
+    row("`start`, settings from the environment only (no config file)", "start:checkout-envonly")
+    row("`finish`, settings from the environment only (no config file)", "finish:checkout-envonly")
+    row("`finish --unit bench.service` (stub systemctl/journalctl)", "finish:checkout-unit")
+    row("baseline: `curl -fsS -m 10 --retry 3` POST", "curl")
+    row("baseline: `python3 -I -c` urllib.request POST", "urllib")
+    row("baseline: `python3 -I -c` urllib.request POST, https with the same CA", "urllib-https")
+    row(f"`finish`, receiver refusing connections ({conf['deadline']:g} s deadline)", "finish-refused")
+    row(f"`finish`, receiver blackholed ({conf['deadline']:g} s deadline)", "finish-blackholed")
+    row(f"`seestack-hook flush`, {conf['spool_size']} spooled heartbeats", "flush")
+    row(f"`seestack-hook list --all`, {conf['list_units']} monitored units", "list")
+    for name, what in BOOTED_CASES.items():
+        row(f"booted Debian 12: `systemctl start` of a oneshot unit, {what}", f"booted-{name}")
+    for name, what in BOOTED_PARTS.items():
+        row(f"booted Debian 12, one part alone (through nsenter): {what}", f"part:{name}")
+
+    out = ["# seestack-hook benchmark", "",
+           "Written by `make bench` (`/usr/bin/python3 benchmarks/bench.py`); do not edit by hand.", "",
+           "## Machine", ""] + machine(data["machine"]) + [""]
+    out += ["## Processes", "",
+            f"Median of {conf['runs']} runs (refused/blackholed, flush and list: {conf['slow_runs']}) after warm-up, all"
+            " cases interleaved in a shuffled order each round so drift hits them alike; wall time from"
+            " `time.perf_counter` around `subprocess.run`; ratio to `python3 -I -S -c pass` measured in the"
+            f" same run; peak RSS is the largest of {conf['rss_runs']} runs (flush, list: 3) under `/usr/bin/time -f %M`.",
+            "",
+            "| case | median | p25 – p75 | ratio to -I -S floor | peak RSS MiB |",
+            "|---|---:|---:|---:|---:|"]
+    out += [f"| {' | '.join(r)} |" for r in rows]
+    out.append("")
+    if "flush" in m:
+        out.append(f"Spool flush: {conf['spool_size'] / m['flush']:.0f} heartbeats/s for the whole `flush` process"
+                   f" ({conf['spool_size']} in {ms(m['flush'])}, interpreter start-up included), one connection"
+                   " per heartbeat.")
+    if data["library"]:
+        lib = data["library"]
+        out.append(
+            f"Library, warm process ({lib['runs']} heartbeats): `start_job` + `finish_job` {lib['lib_us']:.0f} µs"
+            f" per heartbeat; a bare HTTP round trip to the same receiver on a raw socket (connect, POST,"
+            f" read, close) {lib['raw_us']:.0f} µs; so our own code costs {lib['own_us']:.0f} µs per heartbeat,"
+            f" of which re-reading the configuration (`config.load`, every `finish_job`) is"
+            f" {lib['config_load_us']:.0f} µs.")
+    out.append("")
+
+    out += ["How each case runs:", "",
+            "- hooks: an executable with the shebang `#!/usr/bin/python3 -IS`, as installed; the checkout's is a"
+            " launcher that puts the checkout first on `sys.path`. Configuration as deployed: the package's"
+            " conffile (`packaging/seestack.conf`, its comments intact) with `endpoint` and `api_key_file` set,"
+            " named by `SEESTACK_CONFIG`; `SEESTACK_STATE_DIR` on tmpfs. Each round runs `start` then `finish`"
+            " (`INVOCATION_ID` set, `SERVICE_RESULT=success`, no `--unit`: no systemctl or journal), timed"
+            " separately; every `finish` is checked to have logged `delivered (HTTP 202)`.",
+            "- \"settings from the environment only\": `SEESTACK_CONFIG=/dev/null`, endpoint and key file from"
+            " `SEESTACK_ENDPOINT`/`SEESTACK_API_KEY_FILE` (no config file to parse).",
+            "- `finish --unit`: as a drop-in runs it, with stand-ins for `systemctl` and `journalctl` (shell"
+            " scripts printing canned answers: this host's PID 1 is not systemd), so the row is our own cost"
+            " (subprocess, the journal settle loop), not systemd's answer time.",
+            "- receiver: the product's `seestack-hook receive` in its own process, answering 202 at once;"
+            " blackholed: the same with `--reply hang,...` (accepts, reads, never answers); refused: a port"
+            " bound but not listening. The outage cases have their own data directory, so their spool"
+            " grows as in a real outage and each `finish` first replays it (within 30% of the deadline).",
+            "- baselines POST the same kind of body with the same headers; `curl -fsS -m 10 --retry 3`, and"
+            " `/usr/bin/python3 -I -c` with `urllib.request.urlopen`.",
+            "- spool flush: `seestack-hook flush` as a whole process (what `seestack-flush.timer` runs) over"
+            f" {conf['spool_size']} spool files written before each run in `spool.put`'s format.",
+            f"- list: `seestack-hook list --root R --all` over {conf['list_units']} services and timers, each monitored"
+            " (drop-ins written by the product's `units.enable`) and each with a last heartbeat on record.",
+            "- booted Debian 12 (`booted.py`): three copies of a oneshot unit (`ExecStart=/bin/true`) in a"
+            " booted container, each `systemctl start`ed 25 times, interleaved: no hooks; the healthchecks-style"
+            " `ExecStartPre=-/usr/bin/curl ...` and `ExecStopPost=-/usr/bin/curl ...` lines; and the drop-in"
+            " `seestack-hook enable` writes (the .deb installed with `--no-install-recommends`). The added"
+            " time is each case's median minus the no-hooks median.",
+            "- library: `_library.py`, one warm process, interleaving `start_job` + `finish_job`, a bare"
+            " raw-socket round trip and `config.load`.",
+            "- https rows: the same receiver behind TLS (its socket wrapped in `ssl`) for `localhost`, its"
+            " certificate signed by a private CA made with openssl; the hook reads it from `ca_file`, the"
+            " urllib script from `ssl.create_default_context(cafile=...)`. Every other row is plain http.", ""]
+
+    budgets = judge(data, m)
+    out += ["## Budgets", "", "| budget | measured | limit | holds |", "|---|---:|---:|:---:|"]
+    out += [f"| {b[0]} | {b[1]} | {b[2]} | {'yes' if b[3] else '**NO**'} |" for b in budgets]
+    out.append("")
+    out += ["## Floors", ""] + floors(data, m, budgets) + [""]
+    out += ["## Imports on the hot paths", "",
+            f"`python3 -X importtime` ({conf['import_runs']} runs, median cumulative time; importtime adds its own"
+            " overhead, so compare the wall times above): modules the hook imports beyond what"
+            " `python3 -I -c pass` already imports, heaviest first (those above 200 µs), each with the"
+            " module that imported it first.", ""]
+    for hook in ("start", "finish"):
+        if hook not in data["imports"]:
+            continue
+        out.append(f"- `{hook}`: {data['import_totals'][hook] / 1000:.1f} ms of imports in all")
+        for name, cum, parent in data["imports"][hook]:
+            if cum >= 200:
+                if parent:
+                    via = f" (imported by {parent})"
+                elif not name.startswith("seestack_systemd"):
+                    via = " (imported inside a function at run time" + (
+                        ", by getaddrinfo(): see below)" if name == "encodings.idna" else ")")
+                else:
+                    via = ""
+                out.append(f"  - {name}: {cum / 1000:.2f} ms{via}")
+    if any(n == "encodings.idna" for hook in data["imports"].values() for n, _, _ in hook):
+        out.append("")
+        out.append("`encodings.idna` (with `stringprep`, `unicodedata` and `re`) is what `socket.getaddrinfo()`"
+                   " loads to encode a host given as `str`; a `bytes` host (ASCII names, every address literal)"
+                   " does not load it.")
+    out.append("")
+    if data["notes"]:
+        out += ["## Notes", ""] + [f"- {n}" for n in data["notes"]] + [""]
+    out.append(f"`make bench` took {data['elapsed']:.0f} s.")
+    return "\n".join(out) + "\n"
+
+def judge(data: dict, m: dict) -> list[tuple[str, str, str, bool]]:
+    """The budgets table's rows: (budget, measured, limit, holds)."""
+    conf = data["settings"]
+    b = []
+    floor = m["floor-S"]
+    for variant in data["hooks"]:
+        tag = "checkout" if variant == "checkout" else ".deb"
+        r = m[f"start:{variant}"] / floor
+        b.append((f"`start` / `python3 -I -S -c pass` ({tag})", f"{r:.2f}x", f"≤ {BUDGET_START_RATIO}x",
+                  r <= BUDGET_START_RATIO))
+        r = m[f"finish:{variant}"] / m["urllib"]
+        b.append((f"`finish` / minimal `urllib.request` script ({tag})", f"{r:.2f}x", f"≤ {BUDGET_FINISH_RATIO}x",
+                  r <= BUDGET_FINISH_RATIO))
+        if f"finish:{variant}-https" in m and "urllib-https" in m:
+            r = m[f"finish:{variant}-https"] / m["urllib-https"]
+            b.append((f"`finish` / minimal `urllib.request` script, https ({tag})", f"{r:.2f}x",
+                      f"≤ {BUDGET_FINISH_RATIO}x", r <= BUDGET_FINISH_RATIO))
+        r = m[f"finish:{variant}"] / m["curl"]
+        b.append((f"`finish` / `curl` ({tag}; recorded, no limit)", f"{r:.2f}x", "—", True))
+        for hook in ("start", "finish"):
+            rss = data["rss"].get(f"{hook}:{variant}")
+            if rss:
+                peak = max(rss) / 1024
+                b.append((f"peak RSS of `{hook}` ({tag})", f"{peak:.1f} MiB", f"≤ {BUDGET_RSS_MIB:g} MiB",
+                          peak <= BUDGET_RSS_MIB))
+    for name in ("blackholed", "refused"):
+        key = f"finish-{name}"
+        if key in m:
+            worst = max(data["samples"][key])
+            b.append((f"`finish`, receiver {name}, {conf['deadline']:g} s deadline (median; worst {worst:.2f} s)",
+                      f"{m[key]:.2f} s", f"≤ {conf['deadline'] + BUDGET_DEADLINE_SLACK:.1f} s",
+                      m[key] <= conf['deadline'] + BUDGET_DEADLINE_SLACK))
+    if "flush" in m:
+        rate = conf['spool_size'] / m["flush"]
+        b.append((f"spool flush, {conf['spool_size']} heartbeats", f"{rate:.0f}/s", f"≥ {BUDGET_FLUSH_RATE:g}/s",
+                  rate >= BUDGET_FLUSH_RATE))
+    if all(f"booted-{n}" in m for n in BOOTED_CASES):
+        ours, curl = m["booted-ours"] - m["booted-plain"], m["booted-curl"] - m["booted-plain"]
+        r = ours / curl if curl > 0 else float("inf")
+        b.append((f"booted Debian 12, added time per run: our drop-in (+{ours * 1000:.1f} ms) / curl lines"
+                  f" (+{curl * 1000:.1f} ms)", f"{r:.1f}x", f"≤ {BUDGET_BOOTED_RATIO:g}x", r <= BUDGET_BOOTED_RATIO))
+    if "list" in m:
+        b.append((f"`list`, {conf['list_units']} units", f"{m['list']:.3f} s", f"< {BUDGET_LIST_S:g} s",
+                  m["list"] < BUDGET_LIST_S))
+    return b
+
+def floors(data: dict, m: dict, budgets: list) -> list[str]:
+    """What no implementation can beat on this machine, from this run's own baselines."""
+    conf = data["settings"]
+    floor_s, floor_i = m["floor-S"], m["floor-I"]
+    lines = [
+        f"- `start`: the hook runs under `#!/usr/bin/python3 -IS` (no `site`), so `python3 -I -S -c pass`"
+        f" is the least it can take; the {BUDGET_START_RATIO}x budget leaves"
+        f" {(BUDGET_START_RATIO - 1) * floor_s * 1000:.1f} ms for our imports and work"
+        f" (`site` alone, as `python3 -I -c pass`, would cost {(floor_i - floor_s) * 1000:.1f} ms).",
+    ]
+    if "finish:checkout" in m:
+        own = (m["finish:checkout"] - m["urllib"]) * 1000
+        lines.append(
+            f"- `finish` sends with `urllib.request`, as the script does, so both pay its imports (http.client,"
+            f" email, ssl: see below); `finish` skips `site` (`-IS`, {(floor_i - floor_s) * 1000:.1f} ms) and adds"
+            f" its own work, the config file, the state record, the spool and the last-heartbeat record:"
+            f" {own:+.1f} ms against the script here (checkout). curl, a C program, takes"
+            f" {m['curl'] * 1000:.1f} ms: below the Python floor ({floor_i / m['curl']:.2f}x), so no Python"
+            f" hook can match it.")
+    rss = data["rss"]
+    if rss.get("floor-I"):
+        lines.append(f"- peak RSS: `python3 -I -c pass` alone peaks at {max(rss['floor-I']) / 1024:.1f} MiB"
+                     f" (`-I -S`: {max(rss['floor-S']) / 1024:.1f} MiB).")
+    if "finish-blackholed" in m:
+        lines.append(f"- blackholed/refused: the deadline ({conf['deadline']:g} s) plus the interpreter start-up"
+                     f" ({floor_i * 1000:.0f} ms) and the spool write.")
+    failed = [b for b in budgets if not b[3]]
+    if failed:
+        lines.append("")
+        lines.append("Budgets not met in this run: " + "; ".join(f"{b[0]} = {b[1]} (limit {b[2]})" for b in failed)
+                     + ". The floors above say how much of each is the interpreter's and how much is ours;"
+                       " see 'Imports on the hot paths' for where our share goes.")
+    return lines
+
+
+def main() -> int:
+    """Render RESULTS.md again from RESULTS.json (or the JSON file named in argv[1])."""
+    path = sys.argv[1] if len(sys.argv) > 1 else MEASUREMENTS
+    with open(path) as f:
+        text = render(json.load(f))
+    with open(RESULTS, "w") as f:
+        f.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
