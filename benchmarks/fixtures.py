@@ -14,7 +14,6 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
-from seestack_systemd.state import new_run_id  # noqa: E402,F401  (the id the hooks use, for groups.py)
 RESULTS = os.path.join(HERE, "RESULTS.md")
 PY = "/usr/bin/python3"
 DEB_HOOK = "/usr/bin/seestack-hook"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -13,7 +14,8 @@ import time
 
 from fixtures import (API_KEY, DEVNULL, GNU_TIME, HERE, IMPORT_RUNS, LIB_RUNS, LIB_WARMUP, LIST_UNITS, PY, ROOT,
                       RSS_RUNS, RUNS, SLOW_RUNS, SLOW_WARMUP, SPOOL_SIZE, URLLIB_HTTPS_SCRIPT, URLLIB_SCRIPT, WARMUP,
-                      DEADLINE, BenchError, heartbeat_body, new_run_id)
+                      DEADLINE, BenchError, heartbeat_body)
+from seestack_systemd.state import new_run_id  # noqa: E402  (the id the hooks use; fixtures put ROOT on sys.path)
 
 
 class Groups:
