@@ -119,8 +119,10 @@ def read_private(path: str) -> bytes:
         raise
     try:
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
-            raise StateError(f"refusing {path}: not a regular file owned by uid {os.geteuid()}")
+        if not stat.S_ISREG(st.st_mode):
+            raise StateError(f"refusing {path}: not a regular file")
+        if st.st_uid != os.geteuid():
+            raise StateError(f"refusing {path}: it is owned by uid {st.st_uid}, not uid {os.geteuid()}")
         if st.st_size > MAX_FILE_BYTES:
             raise StateError(f"refusing {path}: {st.st_size} bytes is too large to be ours")
         chunks = []
