@@ -1,12 +1,15 @@
 """The .deb as users install it, on Debian 11, 12 and 13: install, upgrade, remove, purge.
 
-One container per release, booted and given the .deb (apt-get install) in parallel in
-setUpModule. Each release's tests then walk one package life cycle in order (the method
-names are numbered, unittest runs them sorted): what the install provides; an upgrade to
-a "next build" that keeps the operator's changed conffile; a remove that leaves the
-monitoring drop-ins harmless and says how to remove them; a purge that leaves no file of
-the package behind and never silently deletes the operator's own files; and a second,
-plain install + purge after which nothing with "seestack" in its path is left at all.
+Each test takes a fresh container and brings it to the state it checks itself, so any
+one runs alone and in any order: what the install provides; an upgrade to a "next build"
+that keeps the operator's changed conffile; a remove that leaves the monitoring drop-ins
+harmless and says how to remove them; a purge after that remove that leaves no file of
+the package behind and never silently deletes the operator's own files; and a plain
+install + purge after which nothing with "seestack" in its path is left at all.
+
+The install dominates the time, so it is done ahead: setUpModule installs one container
+per release in parallel, and each test that takes an installed container starts the
+install of the next while it runs (the one left over is powered off at the end).
 
 The next build is this build repacked on the host with a higher version only
 (dpkg-deb -R, Version +e2e1, dpkg-deb -b): the conffile in it is unchanged, so dpkg must
@@ -21,9 +24,9 @@ import shutil
 import subprocess
 import tempfile
 import unittest
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from tests.e2e import harness
 from tests.e2e.package import build_log, built_deb, clean_copy
@@ -42,22 +45,25 @@ HOST_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"}  # not the c
 
 
 class Setup:
-    """What setUpModule prepared for one release."""
+    """One fresh container of a release, and what it held before and after the install."""
 
     def __init__(self, container: harness.Container, preexisting: List[str], named: List[str],
-                 install: subprocess.CompletedProcess, listed: List[str]):
+                 install: Optional[subprocess.CompletedProcess], listed: List[str]):
         self.c = container
         self.preexisting = preexisting  # the .deb's paths (mostly shared dirs) there before install
         self.named = named  # paths with seestack in them before install (the harness's journald drop-in)
-        self.install = install
+        self.install = install  # apt-get install's result; None when not installed
         self.listed = listed  # dpkg -L after the install: what purge must remove
 
 
-SETUPS: Dict[str, Setup] = {}
 DEB_NAME = ""
 NEXT_NAME = ""
 NEXT_VERSION = ""
 DEB_PATHS: List[str] = []  # every path in the .deb, as dpkg -L writes them
+BINDS: List[harness.Bind] = []
+POOL = ThreadPoolExecutor(len(harness.RELEASES))
+# Per release, the installed container the next test will take, prepared while the current one runs.
+STOCK: Dict[str, Future[Setup]] = {}
 
 
 def setUpModule() -> None:
@@ -71,23 +77,36 @@ def setUpModule() -> None:
     unittest.addModuleCleanup(shutil.rmtree, next_dir, True)
     next_deb, NEXT_VERSION = repack_next(deb, next_dir)
     NEXT_NAME = next_deb.name
-    binds = [(str(deb.parent), "/mnt/dist", True), (str(next_dir), "/mnt/next", True)]
+    BINDS[:] = [(str(deb.parent), "/mnt/dist", True), (str(next_dir), "/mnt/next", True)]
+    unittest.addModuleCleanup(discard_stock)
+    for release in harness.RELEASES:  # the first installs, in parallel
+        STOCK[release] = POOL.submit(prepare, release, True)
 
-    def boot(release: str) -> Setup:
-        container = harness.Container(release, binds=binds)
-        unittest.addModuleCleanup(container.poweroff)
-        container.boot()
+
+def prepare(release: str, install: bool) -> Setup:
+    """Boot a fresh container of ``release``; with ``install``, apt-get install the .deb in it."""
+    container = harness.Container(release, binds=BINDS)
+    container.boot()
+    try:
         preexisting = existing(container, DEB_PATHS)
         named = named_seestack(container)
-        # check=False: a failed install is reported by the install test, with its output.
-        done = apt(container, "install", "-y", "--no-install-recommends", f"/mnt/dist/{DEB_NAME}")
-        listed = container.run(["dpkg", "-L", PACKAGE], check=False).stdout.splitlines()
-        return Setup(container, preexisting, named, done, [p for p in listed if p != "/."])
+        done, listed = None, []
+        if install:
+            # Not checked here: the test that takes the container reports a failed install, with its output.
+            done = apt(container, "install", "-y", "--no-install-recommends", f"/mnt/dist/{DEB_NAME}")
+            listed = container.run(["dpkg", "-L", PACKAGE], check=False).stdout.splitlines()
+    except BaseException:
+        container.poweroff()
+        raise
+    return Setup(container, preexisting, named, done, [p for p in listed if p != "/."])
 
-    with ThreadPoolExecutor(len(harness.RELEASES)) as pool:
-        futures = {r: pool.submit(boot, r) for r in harness.RELEASES}
-        for release, future in futures.items():
-            SETUPS[release] = future.result()
+
+def discard_stock() -> None:
+    """Power off the containers prepared for tests that did not run."""
+    for future in STOCK.values():
+        if future.exception() is None:  # a failed preparation powered its container off itself
+            future.result().c.poweroff()
+    STOCK.clear()
 
 
 def host(argv: Sequence[str]) -> subprocess.CompletedProcess:
@@ -155,15 +174,25 @@ def named_seestack(c: harness.Container) -> List[str]:
 
 
 class Release(harness.ReleaseTest):
-    """The package's life cycle on one release (subclasses set ``release``)."""
+    """The package's life cycle on one release (subclasses set ``release``): each test takes
+    a fresh container and brings it to the state it checks."""
 
     s: Setup
     c: harness.Container
 
-    @classmethod
-    def setUpClass(cls) -> None:
-        cls.s = SETUPS[cls.release]
-        cls.c = cls.s.c
+    def take(self, install: bool = True) -> None:
+        """A fresh container as ``self.s``/``self.c``, powered off after the test; with
+        ``install`` (the stocked one, while the next is prepared) the .deb installed."""
+        if install:
+            future = STOCK.pop(self.release, None) or POOL.submit(prepare, self.release, True)
+            STOCK[self.release] = POOL.submit(prepare, self.release, True)
+            self.s = future.result()
+        else:
+            self.s = prepare(self.release, False)
+        self.c = self.s.c
+        self.addCleanup(self.c.poweroff)
+        if install:
+            self.assertEqual(self.s.install.returncode, 0, output(self.s.install))
 
     def status(self) -> str:
         """dpkg's status of the package: 'ii' installed, 'rc' removed with conffiles, '' unknown."""
@@ -171,12 +200,47 @@ class Release(harness.ReleaseTest):
         return done.stdout.strip() if done.returncode == 0 else ""
 
     def leftovers(self) -> List[str]:
-        """Paths with seestack in them that were not there before the package was first installed."""
+        """Paths with seestack in them that were not there before the package was installed."""
         return [p for p in named_seestack(self.c) if p not in self.s.named]
 
-    def test_1_install(self):
+    def change_conffile(self) -> str:
+        """The operator sets deadline = 7 in the conffile; its new text."""
+        self.c.sh(f"sed -i 's/^# deadline = 10$/deadline = 7/' {CONFFILE}")
+        changed = self.c.read_file(CONFFILE)
+        self.assertIn("\ndeadline = 7\n", changed)
+        return changed
+
+    def monitor_job(self) -> None:
+        """A timer-driven job, monitored by `seestack-hook enable` (its drop-in at DROPIN)."""
+        self.c.write_file(f"/etc/systemd/system/{JOB}.service",
+                          "[Unit]\nDescription=e2e job\n[Service]\nType=oneshot\nExecStart=/bin/echo e2e job ran\n")
+        self.c.write_file(f"/etc/systemd/system/{JOB}.timer",
+                          "[Unit]\nDescription=e2e job timer\n[Timer]\nOnCalendar=daily\n[Install]\nWantedBy=timers.target\n")
+        self.c.systemctl("daemon-reload")
+        # No endpoint is configured: enable does not need one.
+        enabled = self.c.run(["seestack-hook", "enable", f"{JOB}.timer"])
+        self.assertIn(DROPIN, enabled.stdout)
+        self.assertIn(DROPIN, self.c.systemctl("show", "-p", "DropInPaths", f"{JOB}.service").stdout)
+
+    def spool_heartbeat(self, slug: str) -> int:
+        """A heartbeat the backend never got (nothing listens on port 9), spooled: run-time
+        data for purge to handle. The number of spooled files."""
+        self.c.run(["seestack-hook", "ping", "--status", "success", slug], check=False,
+                   env={"SEESTACK_ENDPOINT": "http://127.0.0.1:9", "SEESTACK_API_KEY": API_KEY, "SEESTACK_DEADLINE": "2"})
+        spooled = len(self.c.sh("ls /var/lib/seestack/spool").stdout.split())
+        self.assertGreaterEqual(spooled, 1)
+        return spooled
+
+    def remove(self) -> subprocess.CompletedProcess:
+        """apt-get remove, checked: the package is left 'rc'."""
+        done = apt(self.c, "remove", "-y", PACKAGE)
+        self.assertEqual(done.returncode, 0, output(done))
+        self.assertEqual(self.status(), "rc")
+        return done
+
+    def test_install(self):
         """apt-get install ./the.deb: --version, man page, groff -ww clean, conffile 0600 root, flush timer on, module imports"""
-        self.assertEqual(self.s.install.returncode, 0, output(self.s.install))
+        self.take()
         self.assertEqual(self.status(), "ii")
         self.assertEqual(sorted(self.s.listed), sorted(DEB_PATHS))  # dpkg -L: what the .deb holds
         self.assertEqual(self.c.run(["seestack-hook", "--version"]).stdout.strip(), "seestack-hook 0.1.0")
@@ -198,11 +262,10 @@ class Release(harness.ReleaseTest):
         where = self.c.run(["python3", "-I", "-c", "import seestack_systemd; print(seestack_systemd.__file__)"]).stdout
         self.assertEqual(where.strip(), "/usr/lib/python3/dist-packages/seestack_systemd/__init__.py")
 
-    def test_2_upgrade_keeps_changed_conffile(self):
+    def test_upgrade_keeps_changed_conffile(self):
         """upgrade to the next build keeps the operator's changed conffile silently: no prompt, no .dpkg-dist"""
-        self.c.sh(f"sed -i 's/^# deadline = 10$/deadline = 7/' {CONFFILE}")
-        changed = self.c.read_file(CONFFILE)
-        self.assertIn("\ndeadline = 7\n", changed)
+        self.take()
+        changed = self.change_conffile()
         done = apt(self.c, "install", "-y", "--no-install-recommends", f"/mnt/next/{NEXT_NAME}")
         self.assertEqual(done.returncode, 0, output(done))
         version = self.c.run(["dpkg-query", "-W", "-f", "${Version}", PACKAGE]).stdout
@@ -215,30 +278,19 @@ class Release(harness.ReleaseTest):
         self.assertEqual(self.c.systemctl("is-enabled", "seestack-flush.timer").stdout.strip(), "enabled")
         self.assertIn("seestack-hook 0.1.0", self.c.run(["seestack-hook", "--version"]).stdout)
 
-    def test_3_remove_leaves_dropins_harmless(self):
-        """apt-get remove names the drop-in and how to remove it; the unit still runs, result success"""
-        self.c.write_file(f"/etc/systemd/system/{JOB}.service",
-                          "[Unit]\nDescription=e2e job\n[Service]\nType=oneshot\nExecStart=/bin/echo e2e job ran\n")
-        self.c.write_file(f"/etc/systemd/system/{JOB}.timer",
-                          "[Unit]\nDescription=e2e job timer\n[Timer]\nOnCalendar=daily\n[Install]\nWantedBy=timers.target\n")
-        self.c.systemctl("daemon-reload")
-        # No endpoint is configured yet: enable does not need one.
-        enabled = self.c.run(["seestack-hook", "enable", f"{JOB}.timer"])
-        self.assertIn(DROPIN, enabled.stdout)
-        self.assertIn(DROPIN, self.c.systemctl("show", "-p", "DropInPaths", f"{JOB}.service").stdout)
-        # A heartbeat the backend never got, spooled: run-time data for purge to handle.
-        self.c.run(["seestack-hook", "ping", "--status", "success", "e2e-spooled"], check=False,
-                   env={"SEESTACK_ENDPOINT": "http://127.0.0.1:9", "SEESTACK_API_KEY": API_KEY, "SEESTACK_DEADLINE": "2"})
-        self.assertGreaterEqual(len(self.c.sh("ls /var/lib/seestack/spool").stdout.split()), 1)
+    def test_remove_leaves_dropins_harmless(self):
+        """apt-get remove names the drop-in and how to remove it, keeps conffile and spool; the unit still runs, result success"""
+        self.take()
+        changed = self.change_conffile()
+        self.monitor_job()
+        self.spool_heartbeat("e2e-spooled")
 
-        done = apt(self.c, "remove", "-y", PACKAGE)
-        self.assertEqual(done.returncode, 0, output(done))
+        done = self.remove()
         said = done.stdout + done.stderr
         self.assertIn(DROPIN, said)
         self.assertIn(f"rm -f {DROPIN} && systemctl daemon-reload", said)
-        self.assertEqual(self.status(), "rc")
         self.assertEqual(existing(self.c, ["/usr/bin/seestack-hook"]), [])
-        self.assertIn("\ndeadline = 7\n", self.c.read_file(CONFFILE))  # remove keeps conffiles
+        self.assertEqual(self.c.read_file(CONFFILE), changed)  # remove keeps conffiles
         self.assertGreaterEqual(len(self.c.sh("ls /var/lib/seestack/spool").stdout.split()), 1)
 
         self.c.systemctl("daemon-reload")
@@ -251,11 +303,14 @@ class Release(harness.ReleaseTest):
         self.assertEqual(props, {"Result": "success", "ExecMainStatus": "0"})
         self.c.journal(f"{JOB}.service", contains="e2e job ran")
 
-    def test_4_purge(self):
-        """apt-get purge leaves no file of the package, clears /var/lib/seestack, keeps and names the operator's key file and drop-in"""
+    def test_purge_after_remove_keeps_operator_files(self):
+        """apt-get purge after remove leaves no file of the package, clears /var/lib/seestack, keeps and names the operator's key file and drop-in"""
+        self.take()
+        self.change_conffile()
+        self.monitor_job()
+        spooled = self.spool_heartbeat("e2e-spooled")
+        self.remove()
         self.c.write_file("/etc/seestack/api-key", API_KEY + "\n", 0o600)
-        spooled = len(self.c.sh("ls /var/lib/seestack/spool").stdout.split())
-        self.assertGreaterEqual(spooled, 1)
         done = apt(self.c, "purge", "-y", PACKAGE)
         self.assertEqual(done.returncode, 0, output(done))
         said = done.stdout + done.stderr
@@ -281,18 +336,15 @@ class Release(harness.ReleaseTest):
         # Nothing else with seestack in its path is left (dpkg's records, deb-systemd-helper's state, caches).
         self.assertEqual(self.leftovers(), sorted(["/etc/seestack", "/etc/seestack/api-key", DROPIN]))
 
-    def test_5_plain_purge_leaves_nothing(self):
+    def test_plain_purge_leaves_nothing(self):
         """install, record a run and spool a heartbeat, purge with no operator files: nothing with seestack in its path is left"""
-        if self.status():  # only when an earlier step failed: start from a purged package
-            apt(self.c, "purge", "-y", PACKAGE)
-        self.c.sh(f"rm -rf /etc/seestack {os.path.dirname(DROPIN)} && systemctl daemon-reload")
+        self.take(install=False)
         done = apt(self.c, "install", "-y", "--no-install-recommends", f"/mnt/dist/{DEB_NAME}")
         self.assertEqual(done.returncode, 0, output(done))
         self.assertEqual(self.status(), "ii")
         # Run-time data in both places: a run in progress (/run/seestack), a spooled heartbeat.
         self.c.run(["seestack-hook", "start", "e2e-plain"])
-        self.c.run(["seestack-hook", "ping", "--status", "success", "e2e-plain"], check=False,
-                   env={"SEESTACK_ENDPOINT": "http://127.0.0.1:9", "SEESTACK_API_KEY": API_KEY, "SEESTACK_DEADLINE": "2"})
+        self.spool_heartbeat("e2e-plain")
         self.assertEqual(existing(self.c, ["/run/seestack/e2e-plain", "/var/lib/seestack/spool"]),
                          ["/run/seestack/e2e-plain", "/var/lib/seestack/spool"])
         done = apt(self.c, "purge", "-y", PACKAGE)
