@@ -7,9 +7,8 @@ harmless and says how to remove them; a purge after that remove that leaves no f
 the package behind and never silently deletes the operator's own files; and a plain
 install + purge after which nothing with "seestack" in its path is left at all.
 
-The install dominates the time, so it is done ahead: setUpModule installs one container
-per release in parallel, and each test that takes an installed container starts the
-install of the next while it runs (the one left over is powered off at the end).
+The install dominates the time, so it is done ahead: setUpModule starts installing
+containers for every release in parallel, and each test takes one ready (see AHEAD).
 
 The next build is this build repacked on the host with a higher version only
 (dpkg-deb -R, Version +e2e1, dpkg-deb -b): the conffile in it is unchanged, so dpkg must
@@ -24,9 +23,10 @@ import shutil
 import subprocess
 import tempfile
 import unittest
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Deque, Dict, List, Optional, Sequence
 
 from tests.e2e import harness
 from tests.e2e.package import build_log, built_deb, clean_copy
@@ -61,9 +61,17 @@ NEXT_NAME = ""
 NEXT_VERSION = ""
 DEB_PATHS: List[str] = []  # every path in the .deb, as dpkg -L writes them
 BINDS: List[harness.Bind] = []
-POOL = ThreadPoolExecutor(len(harness.RELEASES))
-# Per release, the installed container the next test will take, prepared while the current one runs.
-STOCK: Dict[str, Future[Setup]] = {}
+# The install dominates, so installed containers are prepared ahead, one at a time per
+# release and the releases in parallel: AHEAD of them in stock, topped up as tests take
+# them, up to the INSTALLED tests of a release, so a whole run prepares none in vain.
+INSTALLED = 4  # the tests that take an installed container: all but the plain purge
+AHEAD = 2
+POOLS = {release: ThreadPoolExecutor(1) for release in harness.RELEASES}
+STOCK: Dict[str, Deque[Future[Setup]]] = {release: deque() for release in harness.RELEASES}
+TAKEN: Dict[str, int] = {release: 0 for release in harness.RELEASES}
+# A used container powers off in the background, while the next test runs.
+CLOSER = ThreadPoolExecutor(len(harness.RELEASES))
+CLOSING: List[Future[None]] = []
 
 
 def setUpModule() -> None:
@@ -79,8 +87,9 @@ def setUpModule() -> None:
     NEXT_NAME = next_deb.name
     BINDS[:] = [(str(deb.parent), "/mnt/dist", True), (str(next_dir), "/mnt/next", True)]
     unittest.addModuleCleanup(discard_stock)
-    for release in harness.RELEASES:  # the first installs, in parallel
-        STOCK[release] = POOL.submit(prepare, release, True)
+    for release in harness.RELEASES:  # the releases in parallel
+        for _ in range(AHEAD):
+            STOCK[release].append(POOLS[release].submit(prepare, release, True))
 
 
 def prepare(release: str, install: bool) -> Setup:
@@ -102,11 +111,14 @@ def prepare(release: str, install: bool) -> Setup:
 
 
 def discard_stock() -> None:
-    """Power off the containers prepared for tests that did not run."""
-    for future in STOCK.values():
-        if future.exception() is None:  # a failed preparation powered its container off itself
-            future.result().c.poweroff()
-    STOCK.clear()
+    """Power off the containers prepared for tests that did not run, and wait for all."""
+    for futures in STOCK.values():
+        while futures:
+            future = futures.popleft()
+            if future.exception() is None:  # a failed preparation powered its container off itself
+                future.result().c.poweroff()
+    while CLOSING:
+        CLOSING.pop().result()
 
 
 def host(argv: Sequence[str]) -> subprocess.CompletedProcess:
@@ -182,15 +194,18 @@ class Release(harness.ReleaseTest):
 
     def take(self, install: bool = True) -> None:
         """A fresh container as ``self.s``/``self.c``, powered off after the test; with
-        ``install`` (the stocked one, while the next is prepared) the .deb installed."""
+        ``install`` one from the stock, the .deb installed in it."""
         if install:
-            future = STOCK.pop(self.release, None) or POOL.submit(prepare, self.release, True)
-            STOCK[self.release] = POOL.submit(prepare, self.release, True)
+            stock, pool = STOCK[self.release], POOLS[self.release]
+            future = stock.popleft() if stock else pool.submit(prepare, self.release, True)
+            TAKEN[self.release] += 1
+            if TAKEN[self.release] + len(stock) < INSTALLED:
+                stock.append(pool.submit(prepare, self.release, True))
             self.s = future.result()
         else:
             self.s = prepare(self.release, False)
         self.c = self.s.c
-        self.addCleanup(self.c.poweroff)
+        self.addCleanup(lambda c=self.c: CLOSING.append(CLOSER.submit(c.poweroff)))
         if install:
             self.assertEqual(self.s.install.returncode, 0, output(self.s.install))
 
