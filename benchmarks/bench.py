@@ -237,7 +237,8 @@ class Bench(Groups):
             pass
         with open("/proc/loadavg") as f:
             load = " ".join(f.read().split()[:3])
-        pth = sorted(os.path.join(d, n) for d in ("/usr/lib/python3/dist-packages", "/usr/local/lib/python3.11/dist-packages")
+        site_dirs = ("/usr/lib/python3/dist-packages", "/usr/local/lib/python3.11/dist-packages")
+        pth = sorted(os.path.join(d, n) for d in site_dirs
                      if os.path.isdir(d) for n in os.listdir(d) if n.endswith(".pth"))
         uname = os.uname()
         curl = sh(["curl", "--version"])

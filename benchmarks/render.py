@@ -48,7 +48,8 @@ def machine(facts: dict) -> list[str]:
     return [
         f"- host: `{facts['host']}`, {facts['system']}, virtualization: {facts['virt']}",
         f"- CPU: {facts['cpu']} x {facts['cpus']}; memory {facts['memory']}; load average at the end {facts['load']}",
-        f"- Python: `{facts['python']}` {facts['python_version']} (site .pth files: {', '.join(facts['pth']) or 'none'})",
+        f"- Python: `{facts['python']}` {facts['python_version']}"
+        f" (site .pth files: {', '.join(facts['pth']) or 'none'})",
         f"- curl: {facts['curl']}",
         f"- checkout: {facts['root']} at {facts['head']}"
         + (" with uncommitted changes in seestack_systemd/" if facts["dirty"] else ""),
@@ -63,7 +64,10 @@ def render(data: dict) -> str:
     conf = data["settings"]
     s = {k: v for k, v in data["samples"].items() if v}
     m = {k: statistics.median(v) for k, v in s.items()}
-    ms = lambda x: f"{x * 1000:.1f} ms"  # noqa: E731
+
+    def ms(x: float) -> str:
+        return f"{x * 1000:.1f} ms"
+
     floor = m["floor-S"]
     rows: list[tuple[str, str, str, str, str]] = []
 
@@ -101,10 +105,11 @@ def render(data: dict) -> str:
            "Written by `make bench` (`/usr/bin/python3 benchmarks/bench.py`); do not edit by hand.", "",
            "## Machine", ""] + machine(data["machine"]) + [""]
     out += ["## Processes", "",
-            f"Median of {conf['runs']} runs (refused/blackholed, flush and list: {conf['slow_runs']}) after warm-up, all"
-            " cases interleaved in a shuffled order each round so drift hits them alike; wall time from"
+            f"Median of {conf['runs']} runs (refused/blackholed, flush and list: {conf['slow_runs']}) after"
+            " warm-up, all cases interleaved in a shuffled order each round so drift hits them alike; wall time from"
             " `time.perf_counter` around `subprocess.run`; ratio to `python3 -I -S -c pass` measured in the"
-            f" same run; peak RSS is the largest of {conf['rss_runs']} runs (flush, list: 3) under `/usr/bin/time -f %M`.",
+            f" same run; peak RSS is the largest of {conf['rss_runs']} runs (flush, list: 3) under"
+            " `/usr/bin/time -f %M`.",
             "",
             "| case | median | p25 – p75 | ratio to -I -S floor | peak RSS MiB |",
             "|---|---:|---:|---:|---:|"]
@@ -192,6 +197,7 @@ def render(data: dict) -> str:
     out.append(f"`make bench` took {data['elapsed']:.0f} s.")
     return "\n".join(out) + "\n"
 
+
 def judge(data: dict, m: dict) -> list[tuple[str, str, str, bool]]:
     """The budgets table's rows: (budget, measured, limit, holds)."""
     conf = data["settings"]
@@ -237,6 +243,7 @@ def judge(data: dict, m: dict) -> list[tuple[str, str, str, bool]]:
         b.append((f"`list`, {conf['list_units']} units", f"{m['list']:.3f} s", f"< {BUDGET_LIST_S:g} s",
                   m["list"] < BUDGET_LIST_S))
     return b
+
 
 def floors(data: dict, m: dict, budgets: list) -> list[str]:
     """What no implementation can beat on this machine, from this run's own baselines."""
