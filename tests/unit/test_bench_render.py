@@ -8,21 +8,26 @@ import importlib.util
 import json
 import os
 import unittest
+from types import ModuleType
 
 from .support import ROOT
 
 BENCH = os.path.join(ROOT, "benchmarks")
 
 
-def load_render():
+def load_render() -> ModuleType:
     """benchmarks/render.py as a module (benchmarks/ is not a package)."""
     spec = importlib.util.spec_from_file_location("bench_render", os.path.join(BENCH, "render.py"))
+    assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
 class RenderTests(unittest.TestCase):
+    render: ModuleType
+    data: dict
+
     @classmethod
     def setUpClass(cls) -> None:
         cls.render = load_render()
