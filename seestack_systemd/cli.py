@@ -189,6 +189,7 @@ def build_parser():
 
     p = command("check", "validate the configuration and show where each setting comes from")
     p.add_argument("--send", metavar="SLUG", help="also send a success heartbeat for SLUG")
+    p.add_argument("--user", action="store_true", help="the user's setup (~/.config/seestack, user units)")
 
     p = command("receive", "run a local SeeStack-compatible receiver for trying a setup", settings=False)
     p.add_argument("--listen", default="127.0.0.1:8099", metavar="HOST:PORT",
@@ -214,7 +215,8 @@ def build_parser():
                            help="replace monitoring under another slug; or add root hooks to a unit whose"
                                 " EnvironmentFile= root does not own (a warning says the risk)")
         p.add_argument("--root", metavar="DIR", help="operate on a staging root; implies --no-reload")
-        p.add_argument("--user", action="store_true", help="a user unit (~/.config/systemd/user)")
+        p.add_argument("--user", action="store_true", help="a user unit (~/.config/systemd/user); enable also"
+                       " enables the user's seestack-flush.timer")
         p.add_argument("--no-reload", action="store_true", help="do not run systemctl daemon-reload")
 
     p = command("list", "show monitored units, their timers and last heartbeats")
@@ -282,9 +284,9 @@ def _hook_notes(environ, out: Output, config_file: str | None) -> None:
 
 def cmd_start(opts, environ, out: Output) -> int:
     from . import config, state
-    from .slug import check_slug
+    from .slug import expand
 
-    slug = check_slug(str(opts["slug"]))
+    slug = expand(str(opts["slug"]), opts.get("unit"))  # 'db-dump-%i' -> 'db-dump-main-db'
     trusted = not root_hook("start")
     cfg = config.load(environ, opts["settings"], with_key=False, state_dir_only=True, trust_environment=trusted)
     state.save(cfg.state_dir, slug, state.new_record(environ.get("INVOCATION_ID")))
@@ -294,9 +296,9 @@ def cmd_start(opts, environ, out: Output) -> int:
 def cmd_finish(opts, environ, out: Output) -> int:
     from . import config, state, systemd
     from .report import deliver
-    from .slug import check_slug
+    from .slug import expand
 
-    slug = check_slug(str(opts["slug"]))
+    slug = expand(str(opts["slug"]), opts.get("unit"))
     env = systemd.StopEnv.from_environ(environ, opts.get("unit"))
     trusted = not root_hook("finish")
     if not trusted:
@@ -311,7 +313,7 @@ def cmd_finish(opts, environ, out: Output) -> int:
         raise
     record, problem = state.take(cfg.state_dir, slug, env.invocation_id)
     # The unit's journal tail is read first: our own warnings must not become the job's "last line".
-    run = systemd.finished_run(slug, env, record, cfg, opts.get("status"), os.uname().nodename)
+    run = systemd.finished_run(slug, env, record, cfg, opts.get("status"), os.uname().nodename, os.geteuid() != 0)
     _warn(cfg, out)
     if problem:
         out.log("warning", f"{slug}: {problem}; durationMs comes from systemd or is null")
@@ -405,7 +407,7 @@ def cmd_check(opts, environ, out: Output) -> int:
     from . import config, spool
     from .unitenv import risky_units
 
-    cfg = config.load(environ, opts["settings"])
+    cfg = config.load(environ, opts["settings"], user=bool(opts.get("user")))
     problems = []
     for attempt in (cfg.endpoint_parsed, cfg.require_key):
         try:
@@ -429,6 +431,8 @@ def cmd_check(opts, environ, out: Output) -> int:
     if waiting:
         out.log("warning", f"{waiting} heartbeat(s) wait in the spool, the oldest for {age or 0:.0f}s:"
                            " they could not be delivered when sent; 'seestack-hook flush' retries now")
+    for warning in _unit_warnings(cfg, bool(opts.get("user")), environ):
+        out.log("warning", warning)
     for problem in problems:
         out.log("error", problem)
     if problems:
@@ -445,6 +449,17 @@ def cmd_check(opts, environ, out: Output) -> int:
                   "seestack-hook check --send", os.uname().nodename, {"manual": {"command": "check"}})
         return _delivered(deliver(cfg, run, out.log), strict=True)
     return EX_OK
+
+
+def _unit_warnings(cfg, user: bool, environ) -> list:
+    """What ``list`` would warn about (timers no longer scheduled, instances sharing a
+    slug); nothing where systemd does not answer."""
+    from .listing import list_lines
+
+    try:
+        return list_lines(cfg, user=user, environ=environ)[1]
+    except (SeestackError, OSError):
+        return []
 
 
 def cmd_receive(opts, environ, out: Output) -> int:
@@ -516,21 +531,35 @@ def cmd_units(opts, environ, out: Output) -> int:
 
     root, user = opts.get("root"), bool(opts.get("user"))
     if opts["command"] == "list":
-        cfg = config.load(environ, opts["settings"], with_key=False)
-        for line in units.list_lines(cfg, root=root, user=user, show_all=bool(opts.get("all")), environ=environ):
+        from .listing import list_lines
+
+        cfg = config.load(environ, opts["settings"], with_key=False, user=user)
+        lines, warnings = list_lines(cfg, root=root, user=user, show_all=bool(opts.get("all")), environ=environ)
+        for line in lines:
             print(line)
+        for warning in warnings:
+            out.log("warning", warning)
         return EX_OK
     reload = not (opts.get("no_reload") or root)
     if opts["command"] == "enable":
+        # The drop-in calls this install's own command (a staging root: the package's, by default).
+        from .paths import HOOK_PATH, find_hook
+
+        hook = find_hook(sys.argv[0], sys.executable) or (HOOK_PATH if root else None)
+        if hook is None:
+            raise UsageError(f"no seestack-hook command found (beside {sys.executable}, or {HOOK_PATH}):"
+                             " run enable with the seestack-hook of the install that should run the hooks")
         change = units.enable(str(opts["unit"]), opts.get("slug"), root=root, user=user, force=bool(opts.get("force")),
-                              environ=environ, settings=opts.get("settings") or {})
+                              environ=environ, settings=opts.get("settings") or {}, hook=hook)
     else:
         change = units.disable(str(opts["unit"]), root=root, user=user, environ=environ)
-    for warning in change.warnings:
-        out.log("warning", warning)
     if change.changed and reload:
         units.daemon_reload(user)
     print(change.text)
+    if user and reload and opts["command"] == "enable":
+        change.warnings += units.enable_user_flush()
+    for warning in change.warnings:
+        out.log("warning", warning)
     return EX_OK
 
 

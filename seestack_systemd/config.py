@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 
+from . import paths
 from .endpoint import Endpoint, parse_endpoint
 from .errors import ConfigError
 
@@ -95,6 +96,7 @@ class Config:
         self.api_key: str | None = None
         self.api_key_source = ""
         self.config_file: str | None = None
+        self.config_default = DEFAULT_CONFIG_FILE  # where the file is looked for, named in errors
         self.sources: dict[str, str] = {}
         self.warnings: list[str] = []
 
@@ -106,7 +108,7 @@ class Config:
         """The checked endpoint, or ``ConfigError`` saying how to set one."""
         if not self.endpoint:
             raise ConfigError(
-                f"no endpoint configured: set endpoint = https://... in {self.config_file or DEFAULT_CONFIG_FILE}"
+                f"no endpoint configured: set endpoint = https://... in {self.config_file or self.config_default}"
                 " or SEESTACK_ENDPOINT"
             )
         endpoint = parse_endpoint(self.endpoint, self.allow_insecure_http)
@@ -119,7 +121,7 @@ class Config:
         if not self.api_key:
             raise ConfigError(
                 f"no API key configured: put it in a root-only file named by api_key_file in"
-                f" {self.config_file or DEFAULT_CONFIG_FILE}, or set SEESTACK_API_KEY_FILE"
+                f" {self.config_file or self.config_default}, or set SEESTACK_API_KEY_FILE"
             )
         return self.api_key
 
@@ -255,33 +257,36 @@ def cli_flag(name: str) -> str:
 
 def load(environ: dict[str, str], flags: dict[str, str | None] | None = None, with_key: bool = True,
          state_dir_only: bool = False, flag_name: Callable[[str], str] = cli_flag,
-         trust_environment: bool = True, unit: str | None = None) -> Config:
+         trust_environment: bool = True, unit: str | None = None, user: bool = False) -> Config:
     """Build the configuration from ``flags`` (setting name -> text, plus ``config`` and
     ``api_key_file``), ``environ`` and the config file. ``with_key=False`` reads no key
     and checks no network setting. ``state_dir_only`` is for ``start``, which needs only
     the state directory: the file is parsed only when a line of it sets one. ``flag_name``
     says how errors name a value given in ``flags`` (the library: ``configure(timeout=...)``).
     ``trust_environment=False`` (root hooks) reads no SEESTACK_* variable, and a credential
-    only from the directory systemd made for ``unit``. A ConfigError raised carries the
-    warnings found so far in its ``warnings`` attribute."""
+    only from the directory systemd made for ``unit``. ``user`` (or not being root) picks
+    the per-user default paths (see paths.py). A ConfigError raised carries the warnings
+    found so far in its ``warnings`` attribute."""
     warnings: list[str] = []
     try:
-        return _load(environ, flags, with_key, state_dir_only, flag_name, trust_environment, warnings, unit)
+        return _load(environ, flags, with_key, state_dir_only, flag_name, trust_environment, warnings, unit, user)
     except ConfigError as e:
         e.warnings = warnings  # type: ignore[attr-defined]
         raise
 
 
 def _load(environ: dict[str, str], flags: dict[str, str | None] | None, with_key: bool, state_dir_only: bool,
-          flag_name: Callable[[str], str], trust_environment: bool, warnings: list[str], unit: str | None) -> Config:
+          flag_name: Callable[[str], str], trust_environment: bool, warnings: list[str], unit: str | None,
+          user: bool) -> Config:
     flags = {k: v for k, v in (flags or {}).items() if v is not None}
     if not trust_environment:
         environ = {k: v for k, v in environ.items() if not k.startswith("SEESTACK_")}
     values: dict[str, object] = {}
     sources: dict[str, str] = {}
 
+    place = paths.defaults(environ, paths.is_user_mode(os.geteuid(), user))
     explicit = flags.get("config") or environ.get("SEESTACK_CONFIG")
-    path = explicit or DEFAULT_CONFIG_FILE
+    path = explicit or place["config"]
     file_values: dict[str, str] = {}
     try:
         text = _read_text(path, warnings)
@@ -311,8 +316,12 @@ def _load(environ: dict[str, str], flags: dict[str, str | None] | None, with_key
     for name, raw in flags.items():
         if name in SETTINGS:
             values[name], sources[name] = _convert(name, raw, flag_name(name)), "command line"
+    for name in ("state_dir", "data_dir"):
+        if name not in values and place[name] != SETTINGS[name][0]:
+            values[name], sources[name] = place[name], "default for a user (XDG directories)"
     config = Config(**values)
     config.config_file = path if text else None
+    config.config_default = place["config"]
     config.sources = sources
     config.warnings = warnings
     if with_key:

@@ -30,6 +30,7 @@ class Run(Record):
     message: str | None = None
     host: str | None = None
     source: dict | None = None  # free-form context, e.g. {"systemd": {...}}
+    next_run_at: float | None = None  # when the triggering timer next elapses (Unix time)
 
 
 def check_status(status: str) -> str:
@@ -75,6 +76,8 @@ def body(run: Run) -> bytes:
         doc["message"] = clean_message(run.message)
     if run.host:
         doc["host"] = run.host
+    if run.next_run_at is not None:
+        doc["nextRunAt"] = rfc3339(run.next_run_at)
     if run.source:
         doc["source"] = run.source
     doc["sdk"] = SDK

@@ -161,7 +161,7 @@ def _remember(config: Config, run: Run, delivery: Delivery, log: Callable[[str, 
     """Keep the last heartbeat per slug for ``seestack-hook list`` (best effort)."""
     doc = {
         "status": run.status, "durationMs": run.duration_ms, "finishedAt": run.finished_at,
-        "outcome": delivery.outcome, "detail": delivery.detail,
+        "outcome": delivery.outcome, "detail": delivery.detail, "source": run.source,
     }
     try:
         secure_dir(config.data_dir, setting="data_dir")

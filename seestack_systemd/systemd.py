@@ -7,6 +7,7 @@ are read through ``subprocess.run`` with argument lists.
 
 from __future__ import annotations
 
+import os
 import time
 
 from .config import Config
@@ -102,15 +103,16 @@ def summary(env: StopEnv) -> str:
     return f"{result}: {ended or words or 'the run failed'}"
 
 
-def show(units: list[str], properties: list[str]) -> list[dict[str, str]]:
-    """``systemctl show`` for several units in one call; one dict per unit ({} on failure)."""
+def show(units: list[str], properties: list[str], user: bool = False) -> list[dict[str, str]]:
+    """``systemctl [--user] show`` for several units in one call; one dict per unit ({} on failure)."""
     import subprocess  # only hooks given a unit pay for it
 
     from . import programs
 
     try:
-        out = programs.run("systemctl", ["show", "--no-pager", "-p", ",".join(properties), "--", *units],
-                           timeout=SYSTEMCTL_TIMEOUT_S, text=True).stdout
+        out = programs.run("systemctl", [*(["--user"] if user else []), "show", "--no-pager", "-p",
+                                         ",".join(properties), "--", *units],
+                           timeout=SYSTEMCTL_TIMEOUT_S, text=True, session=os.environ if user else None).stdout
     except (OSError, subprocess.SubprocessError):
         return [{} for _ in units]
     blocks = out.split("\n\n")
@@ -125,22 +127,33 @@ def show(units: list[str], properties: list[str]) -> list[dict[str, str]]:
     return result
 
 
-def unit_facts(unit: str) -> dict[str, str]:
-    """The unit's invocation, start timestamps and triggering timer (with its schedule)."""
+def unit_facts(unit: str, user: bool = False) -> dict[str, str]:
+    """The unit's invocation, start timestamps and triggering timer (with its schedule and,
+    as ``nextRunAt``, its next elapse in Unix time)."""
+    from .nextrun import next_elapse_now, next_run_at, systemd_calendar_next
+
     base = unit.rsplit(".", 1)[0]
     guess = base + ".timer"
     props = ["Id", "InvocationID", "TriggeredBy", "InactiveExitTimestampMonotonic",
-             "ExecMainStartTimestampMonotonic", "TimersCalendar", "TimersMonotonic"]
-    own, timer = show([unit, guess], props)
+             "ExecMainStartTimestampMonotonic", "TimersCalendar", "TimersMonotonic", "RandomizedDelayUSec",
+             "NextElapseUSecRealtime", "NextElapseUSecMonotonic"]
+    own, timer = show([unit, guess], props, user)
     trigger = next((t for t in own.get("TriggeredBy", "").split() if t.endswith(".timer")), "")
     if trigger and trigger != guess:
-        timer = show([trigger], props)[0]
+        timer = show([trigger], props, user)[0]
     facts = {k: own[k] for k in props[:5] if own.get(k)}
     if trigger:
         facts["trigger"] = trigger
         schedule = _schedule(timer)
         if schedule:
             facts["schedule"] = schedule
+        now_wall, now_mono = time.time(), time.monotonic()
+        # Set when systemd has already re-armed the timer (a run started by hand); while the
+        # run the timer started is stopping it is empty, and the hook computes it instead.
+        upcoming = next_elapse_now(timer, now_wall, now_mono) or \
+            next_run_at(timer, own, now_wall, now_mono, systemd_calendar_next)
+        if upcoming:
+            facts["nextRunAt"] = repr(upcoming)
     return facts
 
 
@@ -208,16 +221,18 @@ def finished_run(
     config: Config,
     status: str | None = None,
     host: str | None = None,
+    user: bool = False,
 ) -> Run:
     """The heartbeat for a run that just stopped: status from $SERVICE_RESULT (``status``
     when outside systemd), duration from the start record or else from systemd, a
-    message a person reads in an alert, and the ``source.systemd`` context."""
+    message a person reads in an alert, the ``source.systemd`` context and, for a timer's
+    run, ``nextRunAt``. ``user``: the unit is a user manager's."""
     now_wall, now_mono = time.time(), time.monotonic()
     if env.service_result:
         # exec-condition: ExecCondition= chose to skip this run; systemd counts that as success.
         status = "success" if env.service_result in ("success", "exec-condition") else "failed"
     status = status or "success"
-    facts = unit_facts(env.unit) if env.unit and env.invocation_id else {}
+    facts = unit_facts(env.unit, user) if env.unit and env.invocation_id else {}
 
     duration = started_at = None
     if record:
@@ -251,7 +266,8 @@ def finished_run(
                 systemd[key] = value
         source["systemd"] = systemd
     run_id = record.run_id if record else _run_id_for(env)
-    return Run(slug, status, run_id, now_wall, duration, started_at, message, host, source)
+    next_run = float(facts["nextRunAt"]) if facts.get("nextRunAt") else None
+    return Run(slug, status, run_id, now_wall, duration, started_at, message, host, source, next_run)
 
 
 def _run_id_for(env: StopEnv) -> str:

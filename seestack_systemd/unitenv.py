@@ -161,7 +161,7 @@ def risky_units(root: str | None, user: bool, environ: Mapping[str, str]) -> lis
     """One warning per monitored unit whose root hooks run with an environment root does not own."""
     from .units import monitored
 
-    services = [service for service, _ in monitored(root, user, environ)]
+    services = [entry.service for entry in monitored(root, user, environ)]
     if user or not services:
         return []
     files = {} if root else environment_files([s for s in services if "@." not in s])

@@ -70,6 +70,18 @@ EXPECTED: Dict[str, Expect] = {
     # README and man page: cron
     "30 2 * * * root seestack-hook run nightly-backup --success-exit 24 rsync -a /srv/ backup:/srv/":
         skip("a crontab line: cron runs it as root, with rsync to a backup host"),
+    # README: user timers (the rest of a user's setup is tests/e2e/test_timers.py's lingering user)
+    "mkdir -p ~/.config/seestack": run(0),
+    "printf '[seestack]\\nendpoint = https://seestack.example.com\\napi_key_file = %s\\n' ~/.config/seestack/api-key"
+    " > ~/.config/seestack/seestack.conf": run(0),
+    "install -m 600 /dev/null ~/.config/seestack/api-key && editor ~/.config/seestack/api-key":
+        skip("an editor on the user's key file"),
+    "seestack-hook check --user --send ubackup   # the user's settings and where each comes from":
+        run(0, says="configuration OK", heartbeat="ubackup success"),
+    "seestack-hook enable --user ubackup.timer    # writes ~/.config/systemd/user/ubackup.service.d/seestack.conf":
+        skip("needs a lingering user's systemd manager (tests/e2e/test_timers.py)"),
+    "seestack-hook list --user                    # the user's monitored units and last heartbeats":
+        skip("needs a lingering user's systemd manager (tests/e2e/test_timers.py)"),
     # README: trying it without production
     "seestack-hook receive --try               # terminal 1: prints export lines, then listens on 127.0.0.1:8099":
         serve(says="export SEESTACK_DATA_DIR="),

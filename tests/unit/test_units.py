@@ -56,7 +56,7 @@ class Units(HookTestCase):
         done = self.hook("enable", "db_dump@.service", "--slug", "db-dump-%i", "--root", self.root)
         self.assertEqual(done.returncode, 0, done.stderr)
         with open(self.dropin("db_dump@.service")) as f:
-            self.assertIn("finish --unit %n -- db-dump-%i\n", f.read())
+            self.assertIn("finish --unit %n -- db-dump-%%i\n", f.read())
         bad = self.hook("enable", "db_dump@.service", "--slug", "DB-%i", "--root", self.root)
         self.assertEqual(bad.returncode, 2)
         self.assertEqual(len(bad.stderr.strip().splitlines()), 1)

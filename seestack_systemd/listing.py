@@ -1,0 +1,224 @@
+"""``seestack-hook list``: the monitored systemd units with their timers (when systemd
+is there), then every other job with a last-heartbeat record (``run``, ``ping``, the
+library), so that nothing reported from this host is invisible here."""
+
+from __future__ import annotations
+
+import glob
+import os
+import time
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+
+from .config import Config
+from .errors import StateError
+from .nextrun import next_elapse_now
+from .slug import expand, slug_from_name
+from .units import (OWN_TIMER, SYSTEM_UNIT_DIRS, Monitored, _config_dir, _systemctl, _timer_unit_from_file,
+                    instance_of, monitored)
+
+SENT_WORDS = {"delivered": "delivered", "duplicate": "delivered", "temporary": "spooled"}
+# LoadState values of a timer that systemd will not run, in the operator's words.
+UNLOADED = {"not-found": "removed", "masked": "masked", "error": "failed to load", "bad-setting": "failed to load"}
+
+
+def timers(root: Optional[str], user: bool, environ: Mapping[str, str]) -> Dict[str, Dict[str, str]]:
+    """timer -> {Unit, LoadState, ActiveState, NextElapse...} for every timer systemd (or the staging root) knows,
+    template instances included; StateError where systemd does not answer."""
+    if root:
+        dirs = [_config_dir(root, user, environ)] if user else [os.path.join(root, d) for d in SYSTEM_UNIT_DIRS]
+        found: Dict[str, Dict[str, str]] = {}
+        for d in dirs:
+            # Enabled instances (x@a.timer) are the symlinks in the .wants/ directories.
+            for path in sorted(glob.glob(os.path.join(d, "*.timer")) + glob.glob(os.path.join(d, "*.wants", "*.timer"))):
+                name = os.path.basename(path)
+                unit = _timer_unit_from_file(path) if os.path.exists(path) else None
+                if "@" in name and not name.endswith("@.timer"):
+                    unit = instance_of(unit, name.partition("@")[2][: -len(".timer")]) if unit and "@." in unit \
+                        else unit
+                masked = os.path.realpath(path) == os.devnull  # systemctl mask's symlink
+                found.setdefault(name, {"Unit": unit or name[:-6] + ".service",
+                                        "LoadState": "masked" if masked else "loaded", "ActiveState": "active"})
+        return found
+    # Loaded timers (instances too) and installed ones: systemd unloads an idle timer nothing references.
+    listed = _systemctl(user, "list-units", "--type=timer", "--all", "--no-legend", "--plain", "--no-pager")
+    if listed.returncode:
+        first = (listed.stderr.strip().splitlines() or ["no output"])[0]
+        raise StateError(f"systemctl list-units failed: {first}; --root DIR lists from the unit files instead")
+    files = _systemctl(user, "list-unit-files", "--type=timer", "--no-legend", "--no-pager").stdout
+    words = [line.split()[0] for line in (listed.stdout + "\n" + files).splitlines() if line.split()]
+    names = sorted({w for w in words if w.endswith(".timer")})
+    # systemctl show takes no template names (x@.timer): they stand for their instances.
+    found = {name: {"Unit": name[: -len(".timer")] + ".service", "LoadState": "loaded", "ActiveState": "active"}
+             for name in names if "@." in name}
+    loaded = [name for name in names if "@." not in name]
+    props = ["Id", "Unit", "LoadState", "ActiveState", "UnitFileState", "NextElapseUSecRealtime",
+             "NextElapseUSecMonotonic"]
+    found.update(zip(loaded, show_units(user, loaded, props) if loaded else []))
+    return found
+
+
+def show_units(user: bool, names: Sequence[str], properties: Sequence[str]) -> List[Dict[str, str]]:
+    """``systemctl [--user] show`` of several units: one dict per unit, in order."""
+    done = _systemctl(user, "show", "--no-pager", "-p", ",".join(properties), "--", *names)
+    blocks = done.stdout.split("\n\n")
+    return [dict(line.partition("=")[::2] for line in (blocks[i] if i < len(blocks) else "").splitlines() if "=" in line)
+            for i in range(len(names))]
+
+
+def not_scheduled(timer: Optional[str], props: Optional[Dict[str, str]]) -> Optional[str]:
+    """Why a monitored unit's ``timer`` will not run it again (removed, masked, failed to
+    load, disabled, stopped), or None while it is scheduled (or the unit has no timer)."""
+    if not timer:
+        return None
+    if props is None:
+        return "removed"
+    load = props.get("LoadState", "")
+    if load and load != "loaded":
+        return UNLOADED.get(load, load)
+    if props.get("ActiveState", "active") not in ("active", "activating", "reloading"):
+        return "disabled" if props.get("UnitFileState") == "disabled" else "stopped"
+    return None
+
+
+def source_kind(source: Optional[dict]) -> str:
+    """A last-heartbeat record's source in words: ``systemd unit x.service``, ``run``, ``ping``, ``library``."""
+    if not source:
+        return "-"
+    if "systemd" in source:
+        return f"systemd {source['systemd'].get('unit', 'unit')}"
+    if "command" in source:
+        return "run"
+    if "manual" in source:
+        return str(source["manual"].get("command", "ping"))
+    return "library" if "library" in source else next(iter(source))
+
+
+def records(config: Config) -> Dict[str, dict]:
+    """slug -> its last-heartbeat record, for every record in data_dir/last/."""
+    from .report import last_dir, last_heartbeat
+
+    found = {}
+    for path in sorted(glob.glob(os.path.join(last_dir(config), "*.json"))):
+        slug = os.path.basename(path)[: -len(".json")]
+        record = last_heartbeat(config, slug)
+        if record:
+            found[slug] = record
+    return found
+
+
+def describe(record: Optional[dict]) -> str:
+    """``success 1.2s at 2026-12-01 22:03, delivered``, or ``none yet``."""
+    if not record:
+        return "none yet"
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(record["finishedAt"]))
+    took = f"{record['durationMs'] / 1000:.1f}s" if record.get("durationMs") is not None else "-"
+    return f"{record['status']} {took} at {when}, {SENT_WORDS.get(record.get('outcome'), 'refused')}"
+
+
+def _instances(entry: Monitored, timers_found: Dict[str, Dict[str, str]], last: Dict[str, dict]) -> Dict[str, str]:
+    """instance unit -> its slug, for the instances of a monitored template known here."""
+    prefix = entry.service.partition("@")[0] + "@"
+    units = {p.get("Unit", "") for p in timers_found.values()}
+    units |= {(r.get("source") or {}).get("systemd", {}).get("unit", "") for r in last.values()}
+    found = {}
+    for unit in sorted(u for u in units if u.startswith(prefix) and not u.startswith(prefix + ".")):
+        try:
+            found[unit] = expand(entry.slug, unit)
+        except ValueError:
+            found[unit] = "(invalid slug)"
+    return found
+
+
+def _when(value: Optional[float]) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(value)) if value else "-"
+
+
+def unit_rows(entries: Sequence[Monitored], timers_found: Dict[str, Dict[str, str]], last: Dict[str, dict],
+              missing: Optional[Dict[str, Optional[Dict[str, str]]]]) -> Tuple[List[str], List[str], set]:
+    """(table rows, warnings, slugs shown) for the monitored units; ``missing`` holds the
+    timers named in drop-ins that systemd did not list (None: systemd did not answer)."""
+    by_service = {props.get("Unit"): timer for timer, props in timers_found.items()}
+    now_wall, now_mono = time.time(), time.monotonic()
+    rows, warnings, shown = [], [], set()
+    for entry in entries:
+        timer = by_service.get(entry.service) or entry.timer or ""
+        props = timers_found.get(timer) if timer in timers_found else (missing or {}).get(timer)
+        why = not_scheduled(timer, props) if missing is not None else None
+        if why:
+            next_run = f"NOT SCHEDULED ({why})"
+            warnings.append(f"{entry.service} is monitored as '{entry.slug}' but its timer {timer} is {why}:"
+                            " it will not run, and SeeStack will report missed runs")
+        else:
+            next_run = _when(next_elapse_now(props, now_wall, now_mono)) if props else "-"
+        if "%" not in entry.slug:
+            shown.add(entry.slug)
+            rows.append(f"{entry.service:32} {entry.slug:24} {timer or '-':24} {next_run:20} {describe(last.get(entry.slug))}")
+            continue
+        rows.append(f"{entry.service:32} {entry.slug:24} {timer or '-':24} {next_run:20} (per instance, below)")
+        by_slug: Dict[str, List[str]] = {}
+        for unit, slug in _instances(entry, timers_found, last).items():
+            by_slug.setdefault(slug, []).append(unit)
+            shown.add(slug)
+            rows.append(f"  {unit:30} {slug:24} {'':24} {'':20} {describe(last.get(slug))}")
+        for slug, units in by_slug.items():
+            if len(units) > 1:
+                warnings.append(f"instances {', '.join(units)} all report as '{slug}': their runs mix in one monitor;"
+                                " the slug rule cannot tell them apart, so rename one of these instances")
+    return rows, warnings, shown
+
+
+def list_lines(config: Config, root: Optional[str] = None, user: bool = False, show_all: bool = False,
+               environ: Mapping[str, str] = {}) -> Tuple[List[str], List[str]]:
+    """(the table ``seestack-hook list`` prints, warnings for stderr)."""
+    from . import spool
+
+    entries = monitored(root, user, environ)
+    last = records(config)
+    lines = [f"{'UNIT':32} {'SLUG':24} {'TIMER':24} {'NEXT RUN':20} LAST HEARTBEAT"]
+    try:
+        timers_found = timers(root, user, environ)
+        systemd_up = True
+    except StateError as e:
+        timers_found, systemd_up = {}, False
+        lines.insert(0, f"(systemd is not answering here, so timers are not shown: {e})")
+    missing: Optional[Dict[str, Optional[Dict[str, str]]]] = {} if systemd_up else None
+    wanted = sorted({e.timer for e in entries if e.timer and e.timer not in timers_found})
+    if wanted and missing is not None and not root:
+        for name, props in zip(wanted, show_units(user, wanted, ["LoadState", "ActiveState", "UnitFileState"])):
+            missing[name] = props or None  # type: ignore[index]
+    rows, warnings, shown = unit_rows(entries, timers_found, last, missing)
+    lines += rows or ["(no monitored units: add one with 'seestack-hook enable NAME.timer')"]
+    from .unitenv import risky_units
+
+    lines.extend(f"UNSAFE {line}" for line in risky_units(root, user, environ))
+    others = [(slug, record) for slug, record in sorted(last.items()) if slug not in shown]
+    if others:
+        lines += ["", f"{'JOB (last heartbeat)':32} {'SOURCE':32} LAST HEARTBEAT"]
+        lines += [f"{slug:32} {source_kind(r.get('source')):32} {describe(r)}" for slug, r in others]
+    if show_all:
+        lines += ["", "timers not monitored yet:"]
+        lines += suggestions(entries, timers_found) or ["  (none)"]
+    waiting, age = spool.stats(config.spool_dir)
+    if waiting:
+        lines.append(f"spool: {waiting} heartbeat(s) waiting, oldest {age or 0:.0f}s old ('seestack-hook flush' sends them)")
+    return lines, warnings
+
+
+def suggestions(entries: Sequence[Monitored], timers_found: Dict[str, Dict[str, str]]) -> List[str]:
+    """An ``enable`` command per unmonitored timer; one per template, with --slug 'NAME-%i'."""
+    watched = {e.service for e in entries}
+    lines, templates = [], set()
+    for timer, props in sorted(timers_found.items()):
+        service = props.get("Unit", "")
+        if timer == OWN_TIMER or service in watched:
+            continue
+        if "@" in timer:
+            template = service.partition("@")[0] + "@.service"
+            if template in watched or template in templates:
+                continue
+            templates.add(template)
+            slug = slug_from_name(template.partition("@")[0])
+            lines.append(f"  {timer:32} -> {service:32} seestack-hook enable '{template}' --slug '{slug}-%i'")
+        else:
+            lines.append(f"  {timer:32} -> {service:32} seestack-hook enable {timer}")
+    return lines
