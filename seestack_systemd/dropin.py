@@ -54,7 +54,8 @@ def render(unit: str, slug: str, hook: str = HOOK_PATH, flags: str = "", timer: 
         with open(TEMPLATE, encoding="utf-8") as f:
             template = f.read()
     except OSError as e:
-        raise StateError(f"the drop-in template {TEMPLATE} cannot be read ({e.strerror}): reinstall the package") from None
+        raise StateError(f"the drop-in template {TEMPLATE} cannot be read ({e.strerror}):"
+                         " reinstall the package") from None
     if not timer:
         template = "".join(line for line in template.splitlines(True) if "@TIMER@" not in line)
     # '%%': systemd hands the hook the specifier itself, which it expands by the slug rule.

@@ -29,7 +29,8 @@ def timers(root: Optional[str], user: bool, environ: Mapping[str, str]) -> Dict[
         found: Dict[str, Dict[str, str]] = {}
         for d in dirs:
             # Enabled instances (x@a.timer) are the symlinks in the .wants/ directories.
-            for path in sorted(glob.glob(os.path.join(d, "*.timer")) + glob.glob(os.path.join(d, "*.wants", "*.timer"))):
+            found_files = glob.glob(os.path.join(d, "*.timer")) + glob.glob(os.path.join(d, "*.wants", "*.timer"))
+            for path in sorted(found_files):
                 name = os.path.basename(path)
                 unit = _timer_unit_from_file(path) if os.path.exists(path) else None
                 if "@" in name and not name.endswith("@.timer"):
@@ -61,7 +62,8 @@ def show_units(user: bool, names: Sequence[str], properties: Sequence[str]) -> L
     """``systemctl [--user] show`` of several units: one dict per unit, in order."""
     done = _systemctl(user, "show", "--no-pager", "-p", ",".join(properties), "--", *names)
     blocks = done.stdout.split("\n\n")
-    return [dict(line.partition("=")[::2] for line in (blocks[i] if i < len(blocks) else "").splitlines() if "=" in line)
+    return [dict(line.partition("=")[::2]
+                 for line in (blocks[i] if i < len(blocks) else "").splitlines() if "=" in line)
             for i in range(len(names))]
 
 
@@ -112,7 +114,7 @@ def describe(record: Optional[dict]) -> str:
         return "none yet"
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(record["finishedAt"]))
     took = f"{record['durationMs'] / 1000:.1f}s" if record.get("durationMs") is not None else "-"
-    return f"{record['status']} {took} at {when}, {SENT_WORDS.get(record.get('outcome'), 'refused')}"
+    return f"{record['status']} {took} at {when}, {SENT_WORDS.get(str(record.get('outcome')), 'refused')}"
 
 
 def _instances(entry: Monitored, timers_found: Dict[str, Dict[str, str]], last: Dict[str, dict]) -> Dict[str, str]:
@@ -152,7 +154,8 @@ def unit_rows(entries: Sequence[Monitored], timers_found: Dict[str, Dict[str, st
             next_run = _when(next_elapse_now(props, now_wall, now_mono)) if props else "-"
         if "%" not in entry.slug:
             shown.add(entry.slug)
-            rows.append(f"{entry.service:32} {entry.slug:24} {timer or '-':24} {next_run:20} {describe(last.get(entry.slug))}")
+            last_text = describe(last.get(entry.slug))
+            rows.append(f"{entry.service:32} {entry.slug:24} {timer or '-':24} {next_run:20} {last_text}")
             continue
         rows.append(f"{entry.service:32} {entry.slug:24} {timer or '-':24} {next_run:20} (per instance, below)")
         by_slug: Dict[str, List[str]] = {}
@@ -200,7 +203,8 @@ def list_lines(config: Config, root: Optional[str] = None, user: bool = False, s
         lines += suggestions(entries, timers_found) or ["  (none)"]
     waiting, age = spool.stats(config.spool_dir)
     if waiting:
-        lines.append(f"spool: {waiting} heartbeat(s) waiting, oldest {age or 0:.0f}s old ('seestack-hook flush' sends them)")
+        lines.append(f"spool: {waiting} heartbeat(s) waiting, oldest {age or 0:.0f}s old"
+                     " ('seestack-hook flush' sends them)")
     return lines, warnings
 
 

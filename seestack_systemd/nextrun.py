@@ -66,7 +66,8 @@ def parse_timestamp(text: str) -> float | None:
     if zone in ("UTC", "GMT", "Z"):
         return utc_seconds(*fields) + extra
     dst = 1 if zone and zone == time.tzname[1] else 0 if zone and zone == time.tzname[0] else -1
-    return time.mktime((*fields, 0, 0, dst)) + extra
+    year, month, day_of_month, hour, minute, second = fields
+    return time.mktime((year, month, day_of_month, hour, minute, second, 0, 0, dst)) + extra
 
 
 def utc_seconds(year: int, month: int, day: int, hour: int, minute: int, second: int) -> float:

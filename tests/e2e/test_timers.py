@@ -30,14 +30,16 @@ CONTAINERS: Dict[str, harness.Container] = {}
 RECEIVERS: Dict[str, Receiver] = {}
 USER_RECEIVERS: Dict[str, Receiver] = {}
 
-ONESHOT = "[Unit]\nDescription=e2e {name}\n[Service]\nType=oneshot\nExecStart=/bin/sh -c 'sleep 0.3; echo {name} done'\n"
+ONESHOT = ("[Unit]\nDescription=e2e {name}\n[Service]\nType=oneshot\n"
+           "ExecStart=/bin/sh -c 'sleep 0.3; echo {name} done'\n")
 UNITS = {
     "/etc/systemd/system/x@.service": "[Unit]\nDescription=e2e template %i\n[Service]\nType=oneshot\n"
                                       "ExecStart=/bin/echo instance %i\n",
     "/etc/systemd/system/x@.timer": "[Timer]\nOnCalendar=yearly\n[Install]\nWantedBy=timers.target\n",
     "/etc/systemd/system/cal.service": ONESHOT.format(name="cal"),
     # Every 10 s: the run's heartbeat names the next tick, which systemd schedules after the stop.
-    "/etc/systemd/system/cal.timer": "[Timer]\nOnCalendar=*:*:0/10\nAccuracySec=1us\n[Install]\nWantedBy=timers.target\n",
+    "/etc/systemd/system/cal.timer": "[Timer]\nOnCalendar=*:*:0/10\nAccuracySec=1us\n"
+                                     "[Install]\nWantedBy=timers.target\n",
     "/etc/systemd/system/rnd.service": ONESHOT.format(name="rnd"),
     # The random part is drawn when systemd re-arms the timer: nextRunAt is its latest bound.
     "/etc/systemd/system/rnd.timer": "[Timer]\nOnCalendar=*:*:0/10\nRandomizedDelaySec=4\nAccuracySec=1us\n",

@@ -26,7 +26,8 @@ SERVICE = "[Unit]\nDescription=job\n[Service]\nType=oneshot\nExecStart=/bin/true
 
 class SlugRule(unittest.TestCase):
     def test_rule(self):
-        """lower case, each run outside [a-z0-9] one '-', trimmed: Main_DB -> main-db, db.example.com -> db-example-com"""
+        """lower case, each run outside [a-z0-9] one '-', trimmed: Main_DB -> main-db, db.example.com -> db-example-com
+        """
         for text, slug in (("Main_DB", "main-db"), ("db.example.com", "db-example-com"), ("--A..b__", "a-b"),
                            ("ümlaut 2", "mlaut-2"), ("x", "x"), ("___", "")):
             self.assertEqual(slugify(text), slug, text)
@@ -80,7 +81,7 @@ class Listing(HookTestCase):
                 f.write(text)
 
     def test_template_enable_and_suggestion(self):
-        """enable x@.service --slug 'x-%i' prints example instances' slugs; without %i it warns; list --all suggests %i"""
+        """enable x@.service --slug 'x-%i' prints example slugs; without %i it warns; list --all suggests %i"""
         listing = self.hook("list", "--all", "--root", self.root).stdout
         self.assertIn("seestack-hook enable 'x@.service' --slug 'x-%i'", listing)
         plain = self.hook("enable", "x@.service", "--slug", "x", "--root", self.root)
@@ -174,7 +175,8 @@ class Listing(HookTestCase):
 
 class UserPaths(HookTestCase):
     def test_check_user(self):
-        """with --user the config is $XDG_CONFIG_HOME/seestack/seestack.conf, state $XDG_RUNTIME_DIR/seestack, data ~/.local/state"""
+        """with --user: config $XDG_CONFIG_HOME/seestack/seestack.conf, state $XDG_RUNTIME_DIR/seestack,
+        data ~/.local/state"""
         home = os.path.join(self.dir, "home")
         conf = os.path.join(home, "cfg", "seestack", "seestack.conf")
         os.makedirs(os.path.dirname(conf))
@@ -195,7 +197,7 @@ class UserPaths(HookTestCase):
 
     @unittest.skipUnless(os.geteuid() == 0, "needs root to run a process as another user")
     def test_non_root_reads_own_config(self):
-        """a non-root process (here nobody) reads ~/.config/seestack/seestack.conf and keeps its records in ~/.local/state"""
+        """a non-root process (nobody) reads ~/.config/seestack/seestack.conf, keeps its records in ~/.local/state"""
         receiver = Receiver(api_key=API_KEY).start()
         self.addCleanup(receiver.stop)
         home = tempfile.mkdtemp(prefix="seestack-user-")
@@ -237,7 +239,8 @@ class NextRun(unittest.TestCase):
         self.assertIsNone(nextrun.parse_timestamp(""))
 
     def test_monotonic(self):
-        """OnUnitActiveSec=: the service's activation plus the span, as wall time; an elapsed OnActiveSec= is not next"""
+        """OnUnitActiveSec=: the service's activation plus the span, as wall time; an elapsed OnActiveSec= is not
+        next"""
         service = {"InactiveExitTimestampMonotonic": "391478308"}
         self.assertAlmostEqual(nextrun.next_run_at(self.TIMER, service, 1000.0, 392.0, list), 1006.478308)
         inactive = {"TimersMonotonic": "{ OnUnitInactiveUSec=1min ; next_elapse=1min }"}
@@ -247,7 +250,8 @@ class NextRun(unittest.TestCase):
 
     def test_calendar_and_delay(self):
         """the earliest calendar match, plus RandomizedDelaySec= in full"""
-        timer = {"TimersCalendar": "{ OnCalendar=*-*-* 02:00:00 ; next_elapse=x } { OnCalendar=hourly ; next_elapse=y }",
+        timer = {"TimersCalendar": "{ OnCalendar=*-*-* 02:00:00 ; next_elapse=x }"
+                                   " { OnCalendar=hourly ; next_elapse=y }",
                  "RandomizedDelayUSec": "2min"}
         asked = []
 
