@@ -15,6 +15,10 @@ import sys
 from . import __version__
 from .errors import ConfigError, SeestackError, UsageError
 
+TYPE_CHECKING = False  # typing itself is not imported on the hooks' path; mypy reads this as True
+if TYPE_CHECKING:
+    from typing import Callable
+
 PROG = "seestack-hook"
 EX_OK, EX_FAIL, EX_USAGE, EX_TEMPFAIL, EX_CONFIG = 0, 1, 2, 75, 78
 
@@ -361,12 +365,13 @@ def cmd_run(opts, environ, out: Output) -> int:
     slug = str(opts["slug"])
     try:
         check_slug(slug)
-        cfg: config.Config | None = config.load(environ, opts["settings"])
+        loaded = config.load(environ, opts["settings"])
+        cfg: config.Config | None = loaded
         try:
-            cfg.endpoint_parsed()
-            cfg.require_key()
+            loaded.endpoint_parsed()
+            loaded.require_key()
         finally:  # before the job: its output must not bury them; and whether or not monitoring works
-            _warn(cfg, out)
+            _warn(loaded, out)
     except (ConfigError, ValueError) as e:
         # A monitoring problem never keeps the job from running.
         cfg = None

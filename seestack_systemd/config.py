@@ -275,10 +275,10 @@ def load(environ: dict[str, str], flags: dict[str, str | None] | None = None, wi
         raise
 
 
-def _load(environ: dict[str, str], flags: dict[str, str | None] | None, with_key: bool, state_dir_only: bool,
+def _load(environ: dict[str, str], given: dict[str, str | None] | None, with_key: bool, state_dir_only: bool,
           flag_name: Callable[[str], str], trust_environment: bool, warnings: list[str], unit: str | None,
           user: bool) -> Config:
-    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    flags = {k: v for k, v in (given or {}).items() if v is not None}
     if not trust_environment:
         environ = {k: v for k, v in environ.items() if not k.startswith("SEESTACK_")}
     values: dict[str, object] = {}

@@ -254,7 +254,7 @@ def finished_run(
     elif env.service_result == "exec-condition":
         message = "skipped: its ExecCondition= said not to run"
     else:
-        message = output[-1] if output else None
+        message = output[-1] if output else ""
 
     source: dict[str, object] = {}
     if env.unit:
