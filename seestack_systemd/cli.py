@@ -641,7 +641,8 @@ def main(argv: list[str] | None = None) -> int:
             text = f"{e.strerror or e}" + (f": {e.filename}" if e.filename else "")
         else:
             text = str(e)
-        out.log("error", f"{command}: {prefix}{text}" + ("; the job is not affected" if command in HOOKS and not strict else ""))
+        unaffected = "; the job is not affected" if command in HOOKS and not strict else ""
+        out.log("error", f"{command}: {prefix}{text}{unaffected}")
         return exit_code_for(e, command, strict)
     except KeyboardInterrupt:
         return 130

@@ -129,7 +129,8 @@ class Config:
         """How ``check`` shows the key: its source and last four characters."""
         if not self.api_key:
             return "(not set)"
-        return f"…{self.api_key[-4:]} from {self.api_key_source}" if len(self.api_key) > 8 else f"(set) from {self.api_key_source}"
+        shown = f"…{self.api_key[-4:]}" if len(self.api_key) > 8 else "(set)"
+        return f"{shown} from {self.api_key_source}"
 
 
 def _convert(name: str, raw: str, where: str):
@@ -292,7 +293,8 @@ def _load(environ: dict[str, str], given: dict[str, str | None] | None, with_key
         text = _read_text(path, warnings)
     except FileNotFoundError:
         if explicit:
-            raise ConfigError(f"config file {path} does not exist; create it or fix SEESTACK_CONFIG/{flag_name('config')}") from None
+            raise ConfigError(f"config file {path} does not exist; create it or fix"
+                              f" SEESTACK_CONFIG/{flag_name('config')}") from None
         text = ""
     except PermissionError as e:
         if explicit:
@@ -395,7 +397,8 @@ def _find_key(
         raise ConfigError(f"{path} sets both api_key and api_key_file: keep only api_key_file")
     if file_values.get("api_key_file"):
         key_path = file_values["api_key_file"].strip()
-        return _read_key_file(key_path, f"api_key_file in {path}", warnings), f"file {key_path} (api_key_file in {path})"
+        where = f"api_key_file in {path}"
+        return _read_key_file(key_path, where, warnings), f"file {key_path} ({where})"
     if file_values.get("api_key"):
         return _check_key(file_values["api_key"], f"api_key in {path}"), f"api_key in {path}"
     return None, ""

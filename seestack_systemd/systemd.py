@@ -48,6 +48,7 @@ RESULT_WORDS = {
     "core-dump": "dumped core",
 }
 
+
 class StopEnv(Record):
     """The unit's view of how this run ended, as ExecStopPost= sees it."""
 
