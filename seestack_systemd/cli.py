@@ -34,7 +34,14 @@ COMMON_OPTIONS: tuple[tuple[str, str, str], ...] = (
     ("--deadline", "deadline", "seconds for the whole delivery, retries included (default 10)"),
 )
 SETTING_FLAGS = {flag: name for flag, name, _ in COMMON_OPTIONS}
-HOOK_OPTIONS = {"--unit": "unit", "--status": "status"}
+# The hooks' own options, per command: flag -> (destination, allowed values or None for any,
+# help). Both the fast path and argparse are built from it, so they accept the same lines.
+HOOK_GRAMMAR: dict[str, dict[str, tuple[str, tuple[str, ...] | None, str]]] = {
+    "start": {"--unit": ("unit", None, "the unit's name, as %%n gives it")},
+    "finish": {"--unit": ("unit", None, "the unit's name, as %%n gives it"),
+               "--status": ("status", ("success", "failed"),
+                            "the outcome when $SERVICE_RESULT is not set (outside systemd; default success)")},
+}
 
 EXAMPLES = {
     "start": "ExecStartPre=+-/usr/bin/seestack-hook start --unit %n -- nightly-backup",
@@ -87,36 +94,45 @@ def _stderr_is_journal(value: str) -> bool:
 
 def fast_parse(argv: list[str]) -> dict[str, object] | None:
     """Parse ``start``/``finish`` command lines without argparse; None means "let argparse
-    do it" (help, errors, anything unusual)."""
-    if not argv or argv[0] not in ("start", "finish"):
+    do it" (help, errors, abbreviations, anything unusual). A line it accepts, argparse
+    accepts with the same meaning (tests/unit/test_grammar.py)."""
+    if not argv or argv[0] not in HOOK_GRAMMAR:
         return None
+    own = HOOK_GRAMMAR[argv[0]]
     opts: dict[str, object] = {"command": argv[0], "strict": False, "settings": {}}
+    settings: dict[str, str] = {}
     positional: list[str] = []
     args = list(argv[1:])
     while args:
         arg = args.pop(0)
-        if arg == "--":  # what follows is the slug, even one that starts with '-'
+        if arg == "--":  # the slug follows, even one that starts with '-'; nothing after it
+            if len(args) != 1 or positional:
+                return None
             positional.extend(args)
             break
         if arg == "--strict":
             opts["strict"] = True
             continue
-        if not arg.startswith("-"):
+        if not arg.startswith("-") or arg == "-":
             positional.append(arg)
             continue
         flag, eq, value = arg.partition("=")
-        if flag not in SETTING_FLAGS and flag not in HOOK_OPTIONS:
+        if flag not in SETTING_FLAGS and flag not in own:
             return None
         if not eq:
-            if not args:
+            if not args or args[0].startswith("-"):  # argparse reads that as a missing value
                 return None
             value = args.pop(0)
         if flag in SETTING_FLAGS:
-            opts["settings"][SETTING_FLAGS[flag]] = value  # type: ignore[index]
+            settings[SETTING_FLAGS[flag]] = value
         else:
-            opts[HOOK_OPTIONS[flag]] = value
-    if len(positional) != 1 or opts.get("status") not in (None, "success", "failed"):
+            dest, allowed, _ = own[flag]
+            if allowed is not None and value not in allowed:
+                return None
+            opts[dest] = value
+    if len(positional) != 1:
         return None
+    opts["settings"] = settings
     opts["slug"] = positional[0]
     return opts
 
@@ -155,17 +171,13 @@ def build_parser():
         return p
 
     strict_help = "exit non-zero on failure (75 undelivered, 78 bad configuration) instead of 0"
-    p = command("start", "record the start of a run (ExecStartPre=); touches no network")
-    p.add_argument("slug", help="the monitor's slug: lowercase letters, digits and '-'")
-    p.add_argument("--unit", help="the unit's name, as %%n gives it")
-    p.add_argument("--strict", action="store_true", help=strict_help)
-
-    p = command("finish", "report the run that just stopped (ExecStopPost=)")
-    p.add_argument("slug", help="the monitor's slug")
-    p.add_argument("--unit", help="the unit's name, as %%n gives it")
-    p.add_argument("--status", choices=("success", "failed"),
-                   help="the outcome when $SERVICE_RESULT is not set (outside systemd; default success)")
-    p.add_argument("--strict", action="store_true", help=strict_help)
+    for name, text in (("start", "record the start of a run (ExecStartPre=); touches no network"),
+                       ("finish", "report the run that just stopped (ExecStopPost=)")):
+        p = command(name, text)
+        p.add_argument("slug", help="the monitor's slug: lowercase letters, digits and '-'")
+        for flag, (dest, allowed, flag_help) in HOOK_GRAMMAR[name].items():
+            p.add_argument(flag, dest=dest, choices=allowed, help=flag_help)
+        p.add_argument("--strict", action="store_true", help=strict_help)
 
     p = command("ping", "send one heartbeat by hand")
     p.add_argument("slug")
