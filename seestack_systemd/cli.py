@@ -13,14 +13,13 @@ import os
 import sys
 
 from . import __version__
-from .errors import ConfigError, SeestackError, UsageError
+from .errors import EX_CONFIG, EX_FAIL, EX_OK, EX_TEMPFAIL, EX_USAGE, ConfigError, SeestackError, UsageError
 
 TYPE_CHECKING = False  # typing itself is not imported on the hooks' path; mypy reads this as True
 if TYPE_CHECKING:
     from typing import Callable
 
 PROG = "seestack-hook"
-EX_OK, EX_FAIL, EX_USAGE, EX_TEMPFAIL, EX_CONFIG = 0, 1, 2, 75, 78
 
 # Options every subcommand takes: (flag, setting name, help). None of them takes the key itself.
 COMMON_OPTIONS: tuple[tuple[str, str, str], ...] = (
@@ -401,6 +400,7 @@ def cmd_run(opts, environ, out: Output) -> int:
         signal.signal(s, lambda signum, _frame: late.append(signum))
     finished = run_command(cmd, codes, job_env, tail_lines,
                            last_line=cfg is not None and cfg.success_message == "last-line")
+    opts["job_exit"] = finished.exit_code  # from here on, main's boundary returns it whatever fails
     if finished.launch_error:
         out.log("error", finished.message)
     if finished.output_cut:
@@ -410,10 +410,7 @@ def cmd_run(opts, environ, out: Output) -> int:
         run = Run(slug, "success" if finished.success else "failed", state.new_run_id(), finished.started_at
                   + finished.duration_ms / 1000, finished.duration_ms, finished.started_at, finished.message,
                   os.uname().nodename, {"command": {"argv0": os.path.basename(cmd[0]), "exitCode": finished.exit_code}})
-        try:
-            deliver(cfg, run, out.log)
-        except Exception as e:  # noqa: BLE001 - whatever happens to the heartbeat, the job's code stands
-            out.log("error", f"{slug}: heartbeat not sent: {e}")
+        deliver(cfg, run, out.log)
     for signum in late:
         out.log("warning", f"{signal.Signals(signum).name} arrived after the command ended; exiting with its status")
     # The command's own exit code, whatever happened to the heartbeat.
@@ -618,17 +615,14 @@ def _settle_std_streams() -> None:
 
 
 def exit_code_for(error: BaseException, command: str, strict: bool) -> int:
-    """The one map from errors to exit codes. Hooks exit 0 whatever went wrong (a
-    monitoring failure must not fail or block the job) unless --strict."""
+    """The one map from errors to exit codes: each error's own code (errors.py), a bug's
+    EX_FAIL; but the hooks exit 0 whatever went wrong (a monitoring failure must not fail
+    or block the job) unless --strict, and a usage error is always one."""
     if isinstance(error, UsageError):
         return EX_USAGE
     if command in HOOKS and not strict:
         return EX_OK
-    if isinstance(error, ConfigError):
-        return EX_CONFIG
-    if isinstance(error, ValueError):  # a bad slug or status
-        return EX_USAGE
-    return EX_FAIL
+    return error.exit_code if isinstance(error, SeestackError) else EX_FAIL
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -640,24 +634,26 @@ def main(argv: list[str] | None = None) -> int:
     out = Output(environ, quiet_info=command == "start")
     strict = bool(opts.get("strict"))
     try:
-        code = COMMANDS[command](opts, environ, out)
-        if command == "run":
-            _settle_std_streams()
-        return code
-    except (SeestackError, ValueError, OSError) as e:
-        for warning in getattr(e, "warnings", ()):
-            out.log("warning", warning)
-        slug = opts.get("slug")
-        prefix = f"{slug}: " if command in HOOKS and slug and not isinstance(e, ValueError) else ""
-        if isinstance(e, OSError) and not isinstance(e, SeestackError):
-            text = f"{e.strerror or e}" + (f": {e.filename}" if e.filename else "")
-        else:
-            text = str(e)
-        unaffected = "; the job is not affected" if command in HOOKS and not strict else ""
-        out.log("error", f"{command}: {prefix}{text}{unaffected}")
-        return exit_code_for(e, command, strict)
+        return COMMANDS[command](opts, environ, out)
     except KeyboardInterrupt:
         return 130
-    except Exception as e:  # noqa: BLE001 - a bug of ours must not fail the job either
-        out.log("error", f"{command}: internal error {type(e).__name__}: {e}; please report it")
-        return EX_OK if command in HOOKS and not strict else EX_FAIL
+    except Exception as e:  # noqa: BLE001 - the one boundary: a line and an exit code for every error
+        for warning in getattr(e, "warnings", ()):
+            out.log("warning", warning)
+        if isinstance(e, (SeestackError, OSError)):
+            slug = opts.get("slug")
+            prefix = f"{slug}: " if command in HOOKS and slug and not isinstance(e, ValueError) else ""
+            if isinstance(e, OSError):
+                text = f"{e.strerror or e}" + (f": {e.filename}" if e.filename else "")
+            else:
+                text = str(e)
+            unaffected = "; the job is not affected" if command in HOOKS and not strict else ""
+            out.log("error", f"{command}: {prefix}{text}{unaffected}")
+        else:  # a bug of ours: it must not fail the job either
+            out.log("error", f"{command}: internal error {type(e).__name__}: {e}; please report it")
+        if "job_exit" in opts:  # run's job has ended: its code stands, whatever the heartbeat's fate
+            return int(str(opts["job_exit"]))
+        return exit_code_for(e, command, strict)
+    finally:
+        if command == "run":
+            _settle_std_streams()

@@ -1,12 +1,23 @@
-"""The errors the agent raises on purpose; cli.py maps each to an exit code."""
+"""The errors the agent raises on purpose, each with the exit code it stands for.
+
+cli.py's one boundary (``exit_code_for``) turns them into a line and that code; the
+hooks exit 0 instead unless --strict, since a monitoring failure must not fail a job.
+Anything else that reaches the boundary is a bug of ours, said as one.
+"""
+
+EX_OK, EX_FAIL, EX_USAGE, EX_TEMPFAIL, EX_CONFIG = 0, 1, 2, 75, 78
 
 
 class SeestackError(Exception):
     """Base class: the message is one line that says what is wrong and how to fix it."""
 
+    exit_code = EX_FAIL
+
 
 class ConfigError(SeestackError):
-    """A setting is missing or has a bad value (EX_CONFIG)."""
+    """A setting is missing or has a bad value."""
+
+    exit_code = EX_CONFIG
 
 
 class StateError(SeestackError):
@@ -14,4 +25,13 @@ class StateError(SeestackError):
 
 
 class UsageError(SeestackError):
-    """The command line is wrong (exit 2)."""
+    """The command line is wrong."""
+
+    exit_code = EX_USAGE
+
+
+class InvalidValue(SeestackError, ValueError):
+    """A slug or status the contract does not allow. Also a ValueError: that is what the
+    SDK's start_job/finish_job are documented to raise for one."""
+
+    exit_code = EX_USAGE

@@ -6,6 +6,7 @@ import json
 import time
 
 from . import __version__
+from .errors import InvalidValue
 from .record import Record
 
 MESSAGE_LIMIT_BYTES = 4096
@@ -36,7 +37,7 @@ class Run(Record):
 def check_status(status: str) -> str:
     """Return ``status`` when it is one the contract knows, else raise ``ValueError``."""
     if status not in STATUSES:
-        raise ValueError(f"invalid status {status!r}: use 'success' or 'failed'")
+        raise InvalidValue(f"invalid status {status!r}: use 'success' or 'failed'")
     return status
 
 

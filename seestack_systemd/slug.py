@@ -1,6 +1,8 @@
 """Monitor slugs: the one rule every entry point checks before a slug is used, and the
 one rule that turns any other name (a unit's, a template instance's) into a slug."""
 
+from .errors import InvalidValue
+
 SLUG_RULE = "^[a-z0-9-]+$"
 SLUG_MAX_LENGTH = 200
 # A set test, not a regex: `start` runs before every job and `re` costs an import.
@@ -20,19 +22,19 @@ SPECIFIERS = {
 
 
 def check_slug(slug: str) -> str:
-    """Return ``slug`` unchanged, or raise ``ValueError`` saying what is wrong with it.
+    """Return ``slug`` unchanged, or raise ``InvalidValue`` (a ValueError) saying what is wrong with it.
 
     Slugs name monitors in the SeeStack console and also name files on disk,
     so the rule is strict: lowercase letters, digits and '-', 1 to 200 characters.
     """
     if not isinstance(slug, str) or not slug:
-        raise ValueError(f"invalid slug {slug!r}: it is empty; use lowercase letters, digits and '-' ({SLUG_RULE})")
+        raise InvalidValue(f"invalid slug {slug!r}: it is empty; use lowercase letters, digits and '-' ({SLUG_RULE})")
     if len(slug) > SLUG_MAX_LENGTH:
-        raise ValueError(
+        raise InvalidValue(
             f"invalid slug {slug[:40]!r}...: it has {len(slug)} characters, at most {SLUG_MAX_LENGTH} are allowed"
         )
     if not _SLUG_CHARS.issuperset(slug):
-        raise ValueError(
+        raise InvalidValue(
             f"invalid slug {slug!r}: use only lowercase letters, digits and '-' ({SLUG_RULE}),"
             f" e.g. {slug_from_name(slug)!r}"
         )
@@ -91,7 +93,7 @@ def expand(pattern: str, unit: "str | None") -> str:
     if "%" not in pattern:
         return check_slug(pattern)
     if not unit:
-        raise ValueError(f"slug {pattern!r} uses specifiers: pass the unit's name with --unit %n")
+        raise InvalidValue(f"slug {pattern!r} uses specifiers: pass the unit's name with --unit %n")
     values = _parts(unit)
     out: list = []
     i = 0
@@ -103,7 +105,7 @@ def expand(pattern: str, unit: "str | None") -> str:
             i += 2
             continue
         if ch == "%":
-            raise ValueError(f"slug {pattern!r}: only the specifiers %{', %'.join(SPECIFIERS)} may be used in it")
+            raise InvalidValue(f"slug {pattern!r}: only the specifiers %{', %'.join(SPECIFIERS)} may be used in it")
         out.append(ch)
         i += 1
     return check_slug("".join(out))
