@@ -8,9 +8,8 @@ spaces, a fragment, a query or credentials are configuration errors.
 
 from __future__ import annotations
 
+from .contract import INGEST_PATH
 from .errors import ConfigError
-
-INGEST_PATH = "/v1/cron/heartbeats"
 
 
 class Endpoint:

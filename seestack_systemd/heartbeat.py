@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import json
-import time
 
-from . import __version__
+from .contract import MESSAGE_LIMIT_BYTES, SDK, STATUSES, TRUNCATION_MARK, rfc3339
 from .errors import InvalidValue
 from .record import Record
 
-MESSAGE_LIMIT_BYTES = 4096
-TRUNCATION_MARK = "…[truncated]"
-STATUSES = ("success", "failed")
-SDK = {"name": "seestack-systemd", "version": __version__}
+__all__ = ["MESSAGE_LIMIT_BYTES", "TRUNCATION_MARK", "Run", "body", "check_status", "clean_message", "rfc3339"]
 
 # Control characters other than newline and tab would garble an alert or a terminal.
 _CONTROL = dict.fromkeys(c for c in range(32) if c not in (9, 10))
@@ -39,13 +35,6 @@ def check_status(status: str) -> str:
     if status not in STATUSES:
         raise InvalidValue(f"invalid status {status!r}: use 'success' or 'failed'")
     return status
-
-
-def rfc3339(timestamp: float) -> str:
-    """Format a Unix time as RFC 3339 UTC with milliseconds, e.g. ``2026-11-24T23:43:46.123Z``."""
-    millis = int(round(timestamp * 1000))
-    seconds, ms = divmod(millis, 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{ms:03d}Z"
 
 
 def clean_message(text: object, limit: int = MESSAGE_LIMIT_BYTES) -> str:

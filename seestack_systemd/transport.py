@@ -23,6 +23,7 @@ import urllib.error
 import urllib.request
 
 from . import __version__
+from .contract import SDK_NAME
 from .endpoint import Endpoint, parse_endpoint
 from .errors import ConfigError
 from .policy import Answer
@@ -33,8 +34,8 @@ MAX_INTERIM_LINES = 100  # header lines of a 1xx answer, as http.client allows f
 MAX_LINE_BYTES = 65537
 SYSTEM_CA_DIR = "/etc/ssl/certs"  # Debian's hashed trust store (ca-certificates)
 
-USER_AGENT = "seestack-systemd/{} (python/{}.{}; {} {})".format(
-    __version__, sys.version_info[0], sys.version_info[1], os.uname().sysname, os.uname().release
+USER_AGENT = "{}/{} (python/{}.{}; {} {})".format(
+    SDK_NAME, __version__, sys.version_info[0], sys.version_info[1], os.uname().sysname, os.uname().release
 )
 
 

@@ -157,9 +157,11 @@ class Heartbeat(unittest.TestCase):
         self.assertEqual(clean_message(b"ok\xff\x00\x1b[31m\tx\ny\x7f"), "ok\ufffd[31m\tx\ny")
 
     def test_rfc3339(self):
-        """times are RFC 3339 UTC with milliseconds"""
+        """times are RFC 3339 UTC with milliseconds, truncated: never a moment after the event"""
         self.assertEqual(rfc3339(1764027826.1234), "2025-11-24T23:43:46.123Z")
-        self.assertEqual(rfc3339(0.9996), "1970-01-01T00:00:01.000Z")
+        self.assertEqual(rfc3339(1764027826.123), "2025-11-24T23:43:46.123Z")  # stored as .12299999...
+        self.assertEqual(rfc3339(0.9996), "1970-01-01T00:00:00.999Z")
+        self.assertEqual(rfc3339(1767225599.9996), "2025-12-31T23:59:59.999Z")  # not next year
 
     def test_body_fields(self):
         """the body has the required fields and omits unknown optional ones"""
