@@ -21,11 +21,6 @@ JOURNAL_SETTLE_S = 0.05
 JOURNAL_MAX_READS = 6
 SYSTEMCTL_TIMEOUT_S = 2.0
 
-# Linux signal numbers, for when $EXIT_STATUS is a number rather than a name.
-SIGNAL_NAMES = {
-    1: "HUP", 2: "INT", 3: "QUIT", 4: "ILL", 5: "TRAP", 6: "ABRT", 7: "BUS", 8: "FPE", 9: "KILL", 10: "USR1",
-    11: "SEGV", 12: "USR2", 13: "PIPE", 14: "ALRM", 15: "TERM", 24: "XCPU", 25: "XFSZ", 31: "SYS",
-}
 # systemd's own exit statuses (systemd.exec(5)) for the ways a job can fail to start.
 EXEC_STATUSES = {
     200: "CHDIR: the working directory could not be entered",
@@ -72,8 +67,12 @@ class StopEnv(Record):
 def signal_name(value: str) -> str:
     """``KILL`` or ``9`` -> ``SIGKILL``; a number that is no signal stays ``signal 99``."""
     if value.isdigit():
-        name = SIGNAL_NAMES.get(int(value))
-        return f"SIG{name}" if name else f"signal {value}"
+        import signal  # only a run that a signal ended pays for its enum
+
+        try:
+            return signal.Signals(int(value)).name
+        except ValueError:
+            return f"signal {value}"
     return value if value.startswith("SIG") else f"SIG{value}"
 
 
