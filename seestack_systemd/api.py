@@ -50,7 +50,7 @@ def _argument(name: str) -> str:
 
 def _config() -> config_mod.Config:
     flags = {k: (str(v) if v is not None else None) for k, v in _overrides.items() if k != "api_key"}
-    cfg = config_mod.load(os.environ, flags, flag_name=_argument)
+    cfg = config_mod.load(dict(os.environ), flags, flag_name=_argument)
     if _overrides.get("api_key"):
         cfg.api_key, cfg.api_key_source = str(_overrides["api_key"]), "configure(api_key=...)"
     return cfg
@@ -129,18 +129,17 @@ class monitor:
         self.handle = start_job(self.slug)
         return self.handle
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type, exc, tb) -> None:
+        """Finish the run as the block ended; returns None, so the job's exception propagates."""
         if self.handle is not None and not self.handle.finished:
             finish_job(self.handle, *_outcome(exc_type, exc))
-        return False
 
     async def __aenter__(self) -> JobHandle:
         return self.__enter__()
 
-    async def __aexit__(self, exc_type, exc, tb) -> bool:
+    async def __aexit__(self, exc_type, exc, tb) -> None:
         if self.handle is not None and not self.handle.finished:
             await asyncio.to_thread(finish_job, self.handle, *_outcome(exc_type, exc))
-        return False
 
     def __call__(self, func: Callable) -> Callable:
         slug = self.slug

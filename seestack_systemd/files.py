@@ -125,7 +125,7 @@ def read_private(path: str) -> bytes:
             raise StateError(f"refusing {path}: it is owned by uid {st.st_uid}, not uid {os.geteuid()}")
         if st.st_size > MAX_FILE_BYTES:
             raise StateError(f"refusing {path}: {st.st_size} bytes is too large to be ours")
-        chunks = []
+        chunks: list[bytes] = []
         while True:
             chunk = os.read(fd, 65536)
             if not chunk:
@@ -147,7 +147,8 @@ def read_regular(path: str, limit: int) -> tuple[bytes, os.stat_result]:
             kind = ("a FIFO" if stat.S_ISFIFO(st.st_mode) else "a device" if stat.S_ISCHR(st.st_mode)
                     or stat.S_ISBLK(st.st_mode) else "a directory" if stat.S_ISDIR(st.st_mode) else "not a file")
             raise StateError(f"{path} is {kind}, not a regular file")
-        chunks, size = [], 0
+        chunks: list[bytes] = []
+        size = 0
         while True:
             chunk = os.read(fd, min(65536, limit + 1 - size))
             if not chunk:

@@ -47,9 +47,14 @@ class IngestServer(ThreadingHTTPServer):
         # HTTPServer.server_bind() calls socket.getfqdn(), a reverse DNS lookup that can take
         # seconds in a container without DNS; nothing here needs the name.
         TCPServer.server_bind(self)
-        self.server_name, self.server_port = self.server_address[:2]
+        self.server_name, self.server_port = self.host_port()
 
-    def process_request_thread(self, request: socket.socket, client_address: Any) -> None:
+    def host_port(self) -> Tuple[str, int]:
+        """The address bound: an AF_INET or AF_INET6 socket's is always (str, int, ...)."""
+        host, port = self.server_address[:2]
+        return str(host), int(port)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
         with self._live_lock:
             if self._closing:
                 self.shutdown_request(request)
@@ -164,7 +169,7 @@ class IngestHandler(BaseHTTPRequestHandler):
         self.rfile.close()
         self.connection.close()
 
-    def _trickle(self, payload: Optional[dict]) -> None:
+    def _trickle(self, payload: Union[dict, str, None]) -> None:
         body = json.dumps(payload).encode("utf-8")
         rest = b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
         try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from typing import Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 # Where Debian installs systemd's tools; searched in this order, whatever $PATH says.
 PROGRAM_DIRS = ("/usr/bin", "/bin", "/usr/sbin", "/sbin")
@@ -34,9 +34,10 @@ def environment(session: Optional[Mapping[str, str]] = None) -> dict:
     """The environment a helper runs with: a fixed PATH, the C locale, no pager, and for
     a user manager the session variables from ``session``."""
     env = {"PATH": FIXED_PATH, "LANG": "C.UTF-8", "SYSTEMD_PAGER": "", "SYSTEMD_COLORS": "0"}
-    for name in SESSION_VARIABLES if session is not None else ():
-        if session.get(name):
-            env[name] = session[name]
+    for name in SESSION_VARIABLES:
+        value = session.get(name) if session is not None else None
+        if value:
+            env[name] = value
     return env
 
 
@@ -45,5 +46,6 @@ def run(name: str, args: Sequence[str], timeout: float, text: bool = False,
     """Run helper ``name`` with ``args``, output captured, stdin closed. Raises
     FileNotFoundError when the program is missing, subprocess errors on timeout."""
     # UTF-8 whatever locale the unit's environment names: it is systemd's output encoding.
+    decoding: dict[str, Any] = {"encoding": "utf-8", "errors": "replace"} if text else {}
     return subprocess.run([locate(name), *args], capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL,
-                          env=environment(session), **({"encoding": "utf-8", "errors": "replace"} if text else {}))
+                          env=environment(session), **decoding)

@@ -82,7 +82,7 @@ class Receiver:
     @property
     def url(self) -> str:
         """The base URL to configure as the agent's endpoint, e.g. ``http://127.0.0.1:41234``."""
-        host, port = self._server.server_address[:2]
+        host, port = self._server.host_port()
         if ":" in host:
             host = f"[{host}]"
         return f"http://{host}:{port}"
@@ -91,7 +91,7 @@ class Receiver:
     def endpoint(self) -> str:
         """The endpoint an agent on this host configures: a wildcard address (0.0.0.0, ::)
         listens on loopback too, and plain http:// is allowed there."""
-        host, port = self._server.server_address[:2]
+        host, port = self._server.host_port()
         host = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(host, f"[{host}]" if ":" in host else host)
         return f"http://{host}:{port}"
 
@@ -158,9 +158,11 @@ class Receiver:
                 raise _WaitTimeout(f"expected {n} request(s) within {timeout}s, got {len(seen)}: {seen}")
             return list(self.requests)
 
-    def answer(self, method: str, path: str, headers: dict, body: bytes, received_at: float) -> Tuple[Request, Optional[Reply], Optional[dict]]:
+    def answer(self, method: str, path: str, headers: dict, body: bytes,
+               received_at: float) -> Tuple[Request, Optional[Reply], Union[dict, str, None]]:
         """Decide the answer to one request and record it; the handler then sends it."""
         error = validate(method, path, headers, body)
+        payload: Union[dict, str, None]
         with self._lock:
             reply = self._replies.popleft() if path == INGEST_PATH and self._replies else None
             if reply is not None:
@@ -187,7 +189,8 @@ class Receiver:
 
     def _key_matches(self, headers: Mapping[str, str]) -> bool:
         token = bearer_token(headers.get("authorization", ""))
-        return token is not None and hmac.compare_digest(token.encode(), self._api_key.encode())
+        expected = self._api_key
+        return token is not None and expected is not None and hmac.compare_digest(token.encode(), expected.encode())
 
     def record(self, request: Request) -> None:
         """Record a request that was refused before it could be answered (e.g. no Content-Length)."""

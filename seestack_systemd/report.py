@@ -11,14 +11,22 @@ import json
 import os
 import time
 
-# Annotations stay unevaluated (postponed): typing is not imported on the hook's path.
-# A log callback takes (level: "error" | "warning" | "info", one line of text).
 from . import heartbeat, spool
 from .config import Config
 from .errors import StateError
 from .files import atomic_write, read_private, secure_dir
 from .heartbeat import Run
 from .record import Record
+
+# typing stays off the hook's path: mypy reads a name TYPE_CHECKING as true, Python as False,
+# and the annotations using these names stay unevaluated (postponed).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable, Dict
+
+    from .transport import Client
+
+# A log callback takes (level: "error" | "warning" | "info", one line of text).
 
 
 # Replaying the spool first may use at most this share of the deadline, so

@@ -117,8 +117,9 @@ def _pump(proc: subprocess.Popen, streams: dict, grace: float) -> bool:
     selector = selectors.DefaultSelector()
     selector.register(wake_r, selectors.EVENT_READ)
     for pipe in streams:
-        selector.register(pipe, selectors.EVENT_READ)
-    open_pipes, stop_at = set(streams), None
+        selector.register(pipe, selectors.EVENT_READ, pipe)
+    open_pipes = set(streams)
+    stop_at: float | None = None
     try:
         while open_pipes:
             timeout = None if stop_at is None else stop_at - time.monotonic()
@@ -129,16 +130,17 @@ def _pump(proc: subprocess.Popen, streams: dict, grace: float) -> bool:
                     selector.unregister(wake_r)
                     stop_at = time.monotonic() + grace
                     continue
-                copy = streams[key.fileobj]
+                pipe = key.data
+                copy = streams[pipe]
                 chunk = os.read(key.fd, READ_BYTES)
                 if chunk:
                     copy.feed(chunk)
                 if not chunk or (copy.broken and copy.fd == 1):
                     # Our stdout is gone: the job sees a closed pipe, as it would without us.
                     # A broken stderr is still read: its tail is the failure's message.
-                    selector.unregister(key.fileobj)
-                    key.fileobj.close()
-                    open_pipes.discard(key.fileobj)
+                    selector.unregister(pipe)
+                    pipe.close()
+                    open_pipes.discard(pipe)
         return bool(open_pipes)
     finally:
         for pipe in open_pipes:

@@ -12,6 +12,7 @@ is tried; a response body is read up to a cap.
 
 from __future__ import annotations
 
+import functools
 import http.client
 import os
 import socket
@@ -61,7 +62,8 @@ class Client:
         self.target = target
         ep = target.endpoint
         proxy = None
-        if ep.scheme == "https" and target.https_proxy and not urllib.request.proxy_bypass_environment(
+        # On Linux proxy_bypass is proxy_bypass_environment: no_proxy's rules, given our own value.
+        if ep.scheme == "https" and target.https_proxy and not urllib.request.proxy_bypass(
                 ep.host, {"no": target.no_proxy or ""}):
             proxy = parse_endpoint(target.https_proxy, allow_insecure_http=True, setting="https_proxy").authority
         self._watchdog: _Watchdog | None = None
@@ -146,7 +148,7 @@ class _HTTPHandler(urllib.request.HTTPHandler):
         self._new = connection
 
     def http_open(self, req: urllib.request.Request):
-        return self.do_open(lambda host, **kw: self._new(_HTTPConnection, host, **kw), req)
+        return self.do_open(functools.partial(self._new, _HTTPConnection), req)
 
 
 class _HTTPSHandler(urllib.request.HTTPSHandler):
@@ -157,7 +159,7 @@ class _HTTPSHandler(urllib.request.HTTPSHandler):
     def https_open(self, req: urllib.request.Request):
         if self._proxy:
             req.set_proxy(self._proxy, "https")  # here, after the Host header names the endpoint
-        return self.do_open(lambda host, **kw: self._new(_HTTPSConnection, host, **kw), req, context=self._tls)
+        return self.do_open(functools.partial(self._new, _HTTPSConnection), req, context=self._tls)
 
 
 class _Response(http.client.HTTPResponse):
