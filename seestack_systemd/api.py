@@ -15,7 +15,8 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Optional, Tuple
+from types import TracebackType
+from typing import Any, AsyncGenerator, Callable, Dict, Generator, Optional, Tuple
 
 from . import config as config_mod
 from .heartbeat import Run, check_status
@@ -94,11 +95,11 @@ def finish_job(handle: JobHandle, status: str, message: Optional[str] = None) ->
         return False
 
 
-def _outcome(exc_type, exc) -> Tuple[str, Optional[str]]:
+def _outcome(exc_type: type[BaseException] | None, exc: BaseException | None) -> Tuple[str, Optional[str]]:
     """How a block that ended with ``exc`` is reported: (status, message)."""
     if exc_type is None or exc_type is GeneratorExit:  # GeneratorExit: the consumer stopped early, no failure
         return "success", None
-    if exc_type is SystemExit and exc.code in (0, None):  # sys.exit(0) is a clean end
+    if isinstance(exc, SystemExit) and exc.code in (0, None):  # sys.exit(0) is a clean end
         return "success", None
     text = str(exc)
     return "failed", f"{exc_type.__name__}: {text}" if text else exc_type.__name__
@@ -129,7 +130,8 @@ class monitor:
         self.handle = start_job(self.slug)
         return self.handle
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         """Finish the run as the block ended; returns None, so the job's exception propagates."""
         if self.handle is not None and not self.handle.finished:
             finish_job(self.handle, *_outcome(exc_type, exc))
@@ -137,7 +139,8 @@ class monitor:
     async def __aenter__(self) -> JobHandle:
         return self.__enter__()
 
-    async def __aexit__(self, exc_type, exc, tb) -> None:
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
         if self.handle is not None and not self.handle.finished:
             await asyncio.to_thread(finish_job, self.handle, *_outcome(exc_type, exc))
 
@@ -145,7 +148,7 @@ class monitor:
         slug = self.slug
         if inspect.isasyncgenfunction(func):
             @functools.wraps(func)
-            async def async_gen_wrapper(*args, **kwargs):
+            async def async_gen_wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
                 async with monitor(slug):
                     # What `yield from` does for generators, by hand: asend/athrow/aclose reach func.
                     agen = func(*args, **kwargs)
@@ -170,19 +173,19 @@ class monitor:
             return async_gen_wrapper
         if inspect.iscoroutinefunction(func):
             @functools.wraps(func)
-            async def coroutine_wrapper(*args, **kwargs):
+            async def coroutine_wrapper(*args: Any, **kwargs: Any) -> Any:
                 async with monitor(slug):
                     return await func(*args, **kwargs)
             return coroutine_wrapper
         if inspect.isgeneratorfunction(func):
             @functools.wraps(func)
-            def generator_wrapper(*args, **kwargs):
+            def generator_wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
                 with monitor(slug):
                     return (yield from func(*args, **kwargs))
             return generator_wrapper
 
         @functools.wraps(func)
-        def wrapper(*args, **kwargs):
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
             with monitor(slug):
                 return func(*args, **kwargs)
         return wrapper

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import stat
 import time
+from collections.abc import Callable  # not typing: that is milliseconds of every finish
 
 STREAMS_DIR = "/run/systemd/journal/streams"
 STREAM_WAIT_S = 0.5  # a process left in the unit may hold its stream open: then give up
@@ -61,7 +62,7 @@ def own_streams() -> int:
 
 
 def wait_closed(unit: str, timeout: float = STREAM_WAIT_S, streams_dir: str = STREAMS_DIR,
-                clock=time.monotonic, sleep=time.sleep) -> bool:
+                clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> bool:
     """Wait until journald has no stream of ``unit`` open but our own. True when so (the
     journal holds the unit's output); False when it cannot be told or ``timeout`` passed."""
     own = own_streams()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable  # not typing: that is milliseconds of every finish
 
 from . import heartbeat, spool
 from .config import Config
@@ -18,16 +19,13 @@ from .files import atomic_write, read_private, secure_dir
 from .heartbeat import Run
 from .record import Record
 
-# typing stays off the hook's path: mypy reads a name TYPE_CHECKING as true, Python as False,
-# and the annotations using these names stay unevaluated (postponed).
+# The transport (urllib, http.client, ssl) is imported where a heartbeat is sent; mypy reads a
+# name TYPE_CHECKING as true, Python as False, and annotations naming Client stay unevaluated.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Callable, Dict
-
     from .transport import Client
 
 # A log callback takes (level: "error" | "warning" | "info", one line of text).
-
 
 # Replaying the spool first may use at most this share of the deadline, so
 # an outage's backlog never crowds out the run that is finishing now.
@@ -179,7 +177,7 @@ def _remember(config: Config, run: Run, delivery: Delivery, log: Callable[[str, 
         log("warning", f"could not record the last heartbeat: {e}")
 
 
-def last_heartbeat(config: Config, slug: str) -> Dict | None:
+def last_heartbeat(config: Config, slug: str) -> dict | None:
     """The last heartbeat recorded for ``slug``, or None."""
     try:
         return json.loads(read_private(os.path.join(last_dir(config), slug + ".json")))

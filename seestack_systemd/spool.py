@@ -13,16 +13,11 @@ import fcntl
 import os
 import stat
 import time
+from collections.abc import Callable  # not typing: that is milliseconds of every finish
 
 from .errors import StateError
 from .record import Record
 from .files import O_READ_PRIVATE, atomic_write, elsewhere, secure_dir
-
-# typing stays off the hook's path: mypy reads a name TYPE_CHECKING as true, Python as False,
-# and the annotations using these names stay unevaluated (postponed).
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Callable
 
 SUFFIX = ".heartbeat"
 

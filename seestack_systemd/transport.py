@@ -22,6 +22,7 @@ import _thread  # not threading: its import is a millisecond of every finish, an
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable  # not typing: that is milliseconds of every finish
 
 from . import __version__
 from .contract import SDK_NAME
@@ -143,20 +144,21 @@ class Client:
 
 
 class _HTTPHandler(urllib.request.HTTPHandler):
-    def __init__(self, connection) -> None:
+    def __init__(self, connection: Callable[..., http.client.HTTPConnection]) -> None:
         super().__init__()
         self._new = connection
 
-    def http_open(self, req: urllib.request.Request):
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
         return self.do_open(functools.partial(self._new, _HTTPConnection), req)
 
 
 class _HTTPSHandler(urllib.request.HTTPSHandler):
-    def __init__(self, connection, context: ssl.SSLContext, proxy: str | None) -> None:
+    def __init__(self, connection: Callable[..., http.client.HTTPConnection], context: ssl.SSLContext,
+                 proxy: str | None) -> None:
         super().__init__(context=context)
         self._new, self._tls, self._proxy = connection, context, proxy
 
-    def https_open(self, req: urllib.request.Request):
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
         if self._proxy:
             req.set_proxy(self._proxy, "https")  # here, after the Host header names the endpoint
         return self.do_open(functools.partial(self._new, _HTTPSConnection), req, context=self._tls)
