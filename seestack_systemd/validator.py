@@ -112,8 +112,8 @@ def _check_optional_fields(doc: dict) -> Optional[str]:
             return "message contains an unpaired surrogate escape, so it is not valid UTF-8"
         if size > MESSAGE_LIMIT_BYTES:
             return f"message is {size} bytes of UTF-8, more than the {MESSAGE_LIMIT_BYTES} allowed"
-    if "startedAt" in doc:
-        error = _check_time("startedAt", doc["startedAt"])
+    for name in ("startedAt", "nextRunAt"):
+        error = _check_time(name, doc[name]) if name in doc else None
         if error:
             return error
     if "host" in doc and not isinstance(doc["host"], str):

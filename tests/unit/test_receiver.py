@@ -198,7 +198,7 @@ class ContractTests(unittest.TestCase):
         self.assertAccepted(body)
 
     def test_bad_finished_at(self):
-        """finishedAt without milliseconds, with an offset, not UTC or not a real date gets 400"""
+        """finishedAt without milliseconds, with an offset, not UTC or not a real date gets 400; so do such startedAt, nextRunAt"""
         for value in ("2026-11-24T23:43:46Z", "2026-11-24T23:43:46.123+00:00", "2026-11-24T23:43:46.123456Z",
                       "2026-11-24 23:43:46.123Z", "2026-02-30T23:43:46.123Z", 1764027826123):
             with self.subTest(value=value):
@@ -207,6 +207,8 @@ class ContractTests(unittest.TestCase):
         del body["finishedAt"]
         self.assertRefused("missing required field 'finishedAt'", body)
         self.assertRefused("startedAt must be RFC 3339", heartbeat(startedAt="yesterday"))
+        self.assertRefused("nextRunAt must be RFC 3339", heartbeat(nextRunAt="tomorrow"))
+        self.assertAccepted(heartbeat(nextRunAt="2026-11-25T02:30:00.000Z"))
 
     def test_message_too_long(self):
         """a message over 4096 UTF-8 bytes gets 400; exactly 4096 bytes of multi-byte text is fine"""
