@@ -122,7 +122,8 @@ class monitor:
     def __init__(self, slug: str) -> None:
         if callable(slug):
             name = getattr(slug, "__name__", repr(slug))
-            raise TypeError(f"monitor needs the monitor's slug: write @monitor(\"my-job\") above {name}(), not @monitor")
+            raise TypeError(f"monitor needs the monitor's slug: write @monitor(\"my-job\") above {name}(),"
+                            " not @monitor")
         self.slug = check_slug(slug)
         self.handle: Optional[JobHandle] = None
 

@@ -61,7 +61,8 @@ def secure_dir(path: str, create: bool = True, setting: str | None = None) -> st
         if os.geteuid() != 0 and setting in _SET_ELSEWHERE:  # a user cannot chown; another directory is the fix
             raise StateError(f"refusing {path}: it is owned by uid {st.st_uid}, not you (uid {os.geteuid()});"
                              f" set {_SET_ELSEWHERE[setting]} to a directory of your own")
-        raise StateError(f"refusing {path}: it is owned by uid {st.st_uid}, not {os.geteuid()}; fix: chown {os.geteuid()} {path}"
+        raise StateError(f"refusing {path}: it is owned by uid {st.st_uid}, not {os.geteuid()};"
+                         f" fix: chown {os.geteuid()} {path}"
                          f"{elsewhere(setting)}")
     if st.st_mode & 0o022:
         if st.st_mode & stat.S_ISVTX:  # a shared directory such as /tmp: chmod would break it for others

@@ -150,7 +150,8 @@ class IngestHandler(BaseHTTPRequestHandler):
         if isinstance(payload, str):
             body, media_type = payload.encode("utf-8"), "text/plain; charset=utf-8"
         else:
-            body, media_type = (b"", "") if payload is None else (json.dumps(payload).encode("utf-8"), "application/json")
+            body = b"" if payload is None else json.dumps(payload).encode("utf-8")
+            media_type = "" if payload is None else "application/json"
         self.send_response(status)
         for name, value in extra:
             self.send_header(name, value)
@@ -177,6 +178,6 @@ class IngestHandler(BaseHTTPRequestHandler):
             for i in range(len(rest)):
                 if self.server.receiver.stopping.wait(TRICKLE_INTERVAL):
                     return
-                self.wfile.write(rest[i : i + 1])
+                self.wfile.write(rest[i:i + 1])
         except OSError:
             pass  # the client gave up, which is what trickle is for

@@ -96,7 +96,8 @@ def _clean(text: str) -> str:
 
 def jsonl_entry(req: Request) -> dict:
     """The ``--jsonl`` record of ``req``: its headers (the key masked), body, status and verdict."""
-    headers = {name: req.headers[name] for name in ("idempotency-key", "user-agent", "content-type") if name in req.headers}
+    shown = ("idempotency-key", "user-agent", "content-type")
+    headers = {name: req.headers[name] for name in shown if name in req.headers}
     if "authorization" in req.headers:
         shaped = bearer_token(req.headers["authorization"]) is not None
         headers["authorization"] = "Bearer ***" if shaped else "***"
