@@ -8,7 +8,7 @@ from .contract import MESSAGE_LIMIT_BYTES, SDK, STATUSES, TRUNCATION_MARK, rfc33
 from .errors import InvalidValue
 from .record import Record
 
-__all__ = ["MESSAGE_LIMIT_BYTES", "TRUNCATION_MARK", "Run", "body", "check_status", "clean_message", "rfc3339"]
+__all__ = ["MESSAGE_LIMIT_BYTES", "TRUNCATION_MARK", "Run", "body", "check_status", "clean_message"]
 
 # Control characters other than newline and tab would garble an alert or a terminal.
 _CONTROL = dict.fromkeys(c for c in range(32) if c not in (9, 10))

@@ -12,7 +12,8 @@ import unittest
 
 import seestack_systemd
 from seestack_systemd import api
-from seestack_systemd.heartbeat import MESSAGE_LIMIT_BYTES, TRUNCATION_MARK, body, clean_message, rfc3339, Run
+from seestack_systemd.contract import rfc3339
+from seestack_systemd.heartbeat import MESSAGE_LIMIT_BYTES, TRUNCATION_MARK, body, clean_message, Run
 from seestack_systemd.receiver import Receiver
 
 from .support import API_KEY, ROOT, HookTestCase
