@@ -3,11 +3,16 @@ PYTHON ?= /usr/bin/python3
 # Unit tests mostly wait on real processes, sockets and deadlines: run that many chunks at once.
 JOBS ?= 4
 
-.PHONY: test test-unit test-e2e deps demo demo-local deb bench clean
+.PHONY: test test-unit test-e2e lint deps demo demo-local deb bench clean
 
-## make test: installs what the suite needs (as root), then unit + end-to-end tests.
-test: deps
+## make test: installs what the suite needs (as root), then lint, unit + end-to-end tests.
+test: deps lint
 	$(PYTHON) tests/run.py -j $(JOBS) tests/unit tests/e2e
+
+## make lint: Debian's mypy (as for the oldest supported Python) and pycodestyle on the package.
+lint:
+	mypy --python-version 3.9 seestack_systemd
+	pycodestyle --max-line-length=120 seestack_systemd
 
 ## make test-unit: the unit tests alone (no root, no containers).
 test-unit:

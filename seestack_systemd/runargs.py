@@ -49,7 +49,8 @@ def parse_run(args: list[str], setting_flags: dict[str, str]) -> dict[str, objec
         if close and not eq and i < len(args):
             arg, i = f"{arg} {args[i]}", i + 1
         hint = f" (did you mean {close[0]}?)" if close else ""
-        opts["notes"].append(f"run: unknown option {arg!r} ignored{hint}; the command runs")  # type: ignore[attr-defined]
+        note = f"run: unknown option {arg!r} ignored{hint}; the command runs"
+        opts["notes"].append(note)  # type: ignore[attr-defined]
     return opts
 
 

@@ -113,7 +113,8 @@ def take(state_dir: str, slug: str, invocation_id: str | None) -> tuple[StartRec
     try:
         doc = json.loads(raw)
         record = StartRecord(
-            str(doc["runId"]), str(doc["invocationId"]), float(doc["startedAt"]), float(doc["monotonic"]), str(doc["bootId"])
+            str(doc["runId"]), str(doc["invocationId"]), float(doc["startedAt"]), float(doc["monotonic"]),
+            str(doc["bootId"]),
         )
         if len(record.run_id) != 36 or not all(abs(x) < 1e12 for x in (record.wall, record.mono)):
             raise ValueError("bad runId or times")
