@@ -88,12 +88,13 @@ def run_command(argv: list[str], success_codes: list[int], env: dict, tail_lines
     previous = {s: signal.signal(s, signal.SIG_IGN if s in typed else forward) for s in FORWARDED_SIGNALS}
     err, out = _Copy(2, tail_lines), _Copy(1, 1)
     try:
-        cut = _pump(proc, {proc.stderr: err, **({proc.stdout: out} if tee_stdout else {})}, grace)
+        cut, exited = _pump(proc, {proc.stderr: err, **({proc.stdout: out} if tee_stdout else {})}, grace)
         returncode = proc.wait()
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-    duration = int(round((time.monotonic() - started) * 1000))
+    # The job ends when its own process exits, not when a background child lets go of its output.
+    duration = int(round((exited - started) * 1000))
     if returncode < 0:
         code, ended = 128 - returncode, how_it_ended("killed", str(-returncode))
     else:
@@ -108,11 +109,12 @@ def run_command(argv: list[str], success_codes: list[int], env: dict, tail_lines
     return Finished(code, success, message, duration, started_at, output_cut=cut)
 
 
-def _pump(proc: subprocess.Popen, streams: dict, grace: float) -> bool:
+def _pump(proc: subprocess.Popen, streams: dict, grace: float) -> tuple[bool, float]:
     """Copy ``streams`` (pipe -> _Copy) until they end, or until ``grace`` seconds after
-    ``proc`` exited; True when the grace period cut output short."""
+    ``proc`` exited; whether the grace period cut output short, and when (monotonic) ``proc`` exited."""
     wake_r, wake_w = os.pipe()
-    waiter = threading.Thread(target=_wait_then_wake, args=(proc, wake_w), daemon=True)
+    exited: list[float] = []
+    waiter = threading.Thread(target=_wait_then_wake, args=(proc, wake_w, exited), daemon=True)
     waiter.start()
     selector = selectors.DefaultSelector()
     selector.register(wake_r, selectors.EVENT_READ)
@@ -141,18 +143,20 @@ def _pump(proc: subprocess.Popen, streams: dict, grace: float) -> bool:
                     selector.unregister(pipe)
                     pipe.close()
                     open_pipes.discard(pipe)
-        return bool(open_pipes)
+        cut = bool(open_pipes)
     finally:
         for pipe in open_pipes:
             pipe.close()
         selector.close()
         waiter.join()
         os.close(wake_r)
+    return cut, exited[0] if exited else time.monotonic()
 
 
-def _wait_then_wake(proc: subprocess.Popen, wake_fd: int) -> None:
+def _wait_then_wake(proc: subprocess.Popen, wake_fd: int, exited: list[float]) -> None:
     try:
         proc.wait()
+        exited.append(time.monotonic())
     finally:
         os.write(wake_fd, b"x")
         os.close(wake_fd)
