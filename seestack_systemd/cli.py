@@ -287,10 +287,13 @@ def _hook_notes(environ, out: Output, config_file: str | None) -> None:
     from .unitenv import loader_variables
 
     ignored = ignored_variables(environ)
-    if ignored:
+    if ignored and "INVOCATION_ID" in environ:
         out.log("warning", f"ignoring {', '.join(ignored)} from the unit's environment: a root hook takes its settings"
                            f" only from {config_file or DEFAULT_CONFIG_FILE} and the drop-in's flags"
                            " (seestack-hook enable UNIT --deadline ...)")
+    elif ignored:  # not run by systemd: a root shell's own variables, as untrusted as a unit's
+        out.log("warning", f"start/finish as root read only {config_file or DEFAULT_CONFIG_FILE} and their flags:"
+                           f" ignoring {', '.join(ignored)}; use --config, --endpoint, --api-key-file ... instead")
     loader = loader_variables(environ)
     if loader:
         out.log("warning", f"the unit's environment sets {', '.join(loader)}, which the dynamic loader honours in this"

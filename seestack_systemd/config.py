@@ -99,6 +99,7 @@ class Config:
         self.config_default = DEFAULT_CONFIG_FILE  # where the file is looked for, named in errors
         self.sources: dict[str, str] = {}
         self.warnings: list[str] = []
+        self.environment_trusted = True  # False for a root hook, which reads no SEESTACK_* variable
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in SETTINGS)
@@ -107,9 +108,11 @@ class Config:
     def endpoint_parsed(self) -> Endpoint:
         """The checked endpoint, or ``ConfigError`` saying how to set one."""
         if not self.endpoint:
+            # A root hook reads no SEESTACK_* variable: it must not suggest one.
+            other = " or SEESTACK_ENDPOINT" if self.environment_trusted else \
+                ", or give the hooks the drop-in flag: seestack-hook enable UNIT --endpoint URL"
             raise ConfigError(
-                f"no endpoint configured: set endpoint = https://... in {self.config_file or self.config_default}"
-                " or SEESTACK_ENDPOINT"
+                f"no endpoint configured: set endpoint = https://... in {self.config_file or self.config_default}{other}"
             )
         endpoint = parse_endpoint(self.endpoint, self.allow_insecure_http)
         if endpoint.warning and endpoint.warning not in self.warnings:
@@ -119,9 +122,12 @@ class Config:
     def require_key(self) -> str:
         """The API key, or ``ConfigError`` saying where to put one."""
         if not self.api_key:
+            private = "a root-only file" if os.geteuid() == 0 else "a file only you can read (chmod 600)"
+            other = ", or set SEESTACK_API_KEY_FILE" if self.environment_trusted else \
+                ", or give the hooks the drop-in flag: seestack-hook enable UNIT --api-key-file FILE"
             raise ConfigError(
-                f"no API key configured: put it in a root-only file named by api_key_file in"
-                f" {self.config_file or self.config_default}, or set SEESTACK_API_KEY_FILE"
+                f"no API key configured: put it in {private} named by api_key_file in"
+                f" {self.config_file or self.config_default}{other}"
             )
         return self.api_key
 
@@ -326,6 +332,7 @@ def _load(environ: dict[str, str], given: dict[str, str | None] | None, with_key
     config.config_default = place["config"]
     config.sources = sources
     config.warnings = warnings
+    config.environment_trusted = trust_environment
     if with_key:
         config.api_key, config.api_key_source = _find_key(environ, flags, file_values, path, warnings, flag_name,
                                                           trust_environment, unit)

@@ -23,9 +23,14 @@ echo "== a cron job that fails:     seestack-hook run db-backup -- sh -c '...; e
 $PY -m seestack_systemd run db-backup -- sh -c 'echo "pg_dump: connection refused" >&2; exit 2' || echo "(the job's exit code, 2, is passed on)"
 echo "== a systemd stop, simulated: start, 1 s of work, finish with SERVICE_RESULT=exit-code"
 export INVOCATION_ID=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
-$PY -m seestack_systemd start --config "$SEESTACK_CONFIG" reconcile  # the hooks read the config file, not the environment
+# As root the hooks read the config file and their flags, never SEESTACK_* (a unit's user may set those):
+# they get --config, and the variables are unset for them, as a real unit would have none.
+config=$SEESTACK_CONFIG
+hook() { (unset SEESTACK_CONFIG SEESTACK_ENDPOINT SEESTACK_API_KEY_FILE SEESTACK_STATE_DIR SEESTACK_DATA_DIR
+          exec "$@"); }
+hook $PY -m seestack_systemd start --config "$config" reconcile
 sleep 1
-SERVICE_RESULT=exit-code EXIT_CODE=exited EXIT_STATUS=1 $PY -m seestack_systemd finish --config "$SEESTACK_CONFIG" reconcile
+hook env SERVICE_RESULT=exit-code EXIT_CODE=exited EXIT_STATUS=1 $PY -m seestack_systemd finish --config "$config" reconcile
 
 sleep 0.2
 echo
