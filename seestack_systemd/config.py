@@ -186,9 +186,10 @@ def _warn_if_exposed(path: str, st: os.stat_result, warnings: list[str]) -> None
         warnings.append(f"{path} is readable by group or others and may hold the API key; fix: chmod 600 {path}")
 
 
-def _read_text(path: str, warnings: list[str], limit: int = CONFIG_FILE_LIMIT) -> str:
+def _read_text(path: str, warnings: list[str], limit: int = CONFIG_FILE_LIMIT, key_file: bool = False) -> str:
     """A settings file's text: OSError when it cannot be opened, ConfigError when it is
-    no regular file or is too large (see files.read_regular)."""
+    no regular file or is too large (see files.read_regular). A key file others may read
+    is warned about; a config file only when a line of it sets ``api_key`` itself."""
     from .errors import StateError
     from .files import read_regular
 
@@ -198,15 +199,17 @@ def _read_text(path: str, warnings: list[str], limit: int = CONFIG_FILE_LIMIT) -
         data, st = read_regular(path, limit)
     except StateError as e:
         raise ConfigError(f"{e}: give the path of a regular file") from None
-    _warn_if_exposed(path, st, warnings)
-    return data.decode("utf-8", "replace")
+    text = data.decode("utf-8", "replace")
+    if key_file or any(line.split("=", 1)[0].split(":", 1)[0].strip() == "api_key" for line in text.splitlines()):
+        _warn_if_exposed(path, st, warnings)
+    return text
 
 
 def _read_key_file(path: str, source: str, warnings: list[str]) -> str:
     if not path.startswith("/"):
         raise ConfigError(f"{source}: api_key_file = {path!r} must be an absolute path")
     try:
-        key = _read_text(path, warnings, KEY_FILE_LIMIT).strip()
+        key = _read_text(path, warnings, KEY_FILE_LIMIT, key_file=True).strip()
     except OSError as e:
         raise ConfigError(f"cannot read the API key file {path} ({source}): {e.strerror}") from None
     if not key or "\n" in key:

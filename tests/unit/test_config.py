@@ -264,6 +264,17 @@ class ApiKeyTests(TempDirCase):
         os.chmod(path, 0o600)
         self.assertEqual(self.load({"SEESTACK_CONFIG": path}).warnings, [])
 
+    def test_readable_config_without_key_is_quiet(self):
+        """a 0644 config file that names a private key file (no api_key = line) gives no warning"""
+        key = self.write("k", KEY + "\n")
+        path = self.conf(f"api_key_file = {key}\n# api_key = not here\n", mode=0o644)
+        cfg = self.load({"SEESTACK_CONFIG": path})
+        self.assertEqual(cfg.api_key, KEY)
+        self.assertEqual(cfg.warnings, [])
+        self.write(os.path.basename(path), f"[seestack]\napi_key_file = {key}\n  api_key: {KEY}\n", mode=0o644)
+        self.assertTrue(any(f"chmod 600 {path}" in w for w in config.load({"SEESTACK_CONFIG": path},
+                                                                          with_key=False).warnings))
+
     def test_flag_key_file_warns_too(self):
         """a 0644 key file named by flags['api_key_file'] warns like any other key file"""
         path = self.write("k", KEY, mode=0o644)
