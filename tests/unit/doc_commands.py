@@ -72,6 +72,7 @@ EXPECTED: Dict[str, Expect] = {
         skip("a crontab line: cron runs it as root, with rsync to a backup host"),
     # README: user timers (the rest of a user's setup is tests/e2e/test_timers.py's lingering user)
     "mkdir -p ~/.config/seestack": run(0),
+    "install -m 600 /dev/null ~/.config/seestack/seestack.conf   # private, like the key file": run(0),
     "printf '[seestack]\\nendpoint = https://seestack.example.com\\napi_key_file = %s\\n' ~/.config/seestack/api-key"
     " > ~/.config/seestack/seestack.conf": run(0),
     "install -m 600 /dev/null ~/.config/seestack/api-key && editor ~/.config/seestack/api-key":
