@@ -23,12 +23,14 @@ PROG = "seestack-hook"
 
 # Options every subcommand takes: (flag, setting name, help). None of them takes the key itself.
 COMMON_OPTIONS: tuple[tuple[str, str, str], ...] = (
-    ("--config", "config", "config file (default /etc/seestack/seestack.conf; env SEESTACK_CONFIG)"),
+    ("--config", "config", "config file (default /etc/seestack/seestack.conf, or ~/.config/seestack/seestack.conf"
+                           " for a user; env SEESTACK_CONFIG)"),
     ("--api-key-file", "api_key_file", "file holding the API key (env SEESTACK_API_KEY_FILE)"),
     ("--endpoint", "endpoint", "backend base URL (env SEESTACK_ENDPOINT)"),
-    ("--state-dir", "state_dir", "where start records live (default /run/seestack; env SEESTACK_STATE_DIR)"),
-    ("--data-dir", "data_dir", "where the spool and last heartbeats live (default /var/lib/seestack;"
-                               " env SEESTACK_DATA_DIR)"),
+    ("--state-dir", "state_dir", "where start records live (default /run/seestack, or $XDG_RUNTIME_DIR/seestack"
+                                 " for a user; env SEESTACK_STATE_DIR)"),
+    ("--data-dir", "data_dir", "where the spool and last heartbeats live (default /var/lib/seestack, or"
+                               " ~/.local/state/seestack for a user; env SEESTACK_DATA_DIR)"),
     ("--timeout", "timeout", "seconds per HTTP request (default 5)"),
     ("--deadline", "deadline", "seconds for the whole delivery, retries included (default 10)"),
 )

@@ -100,6 +100,19 @@ class ManPageMatchesArgparse(unittest.TestCase):
                 for flag in own_options(name) | (set(cli.SETTING_FLAGS) if takes_settings(name) else set()):
                     self.assertIn(flag, text)
 
+    def test_defaults_name_a_users_paths_too(self):
+        """--help (as a real process) and the man page give both defaults: root's, and a user's"""
+        help_text = " ".join(subprocess.run([PYTHON, "-m", "seestack_systemd", "ping", "--help"], cwd=docs.ROOT,
+                                            capture_output=True, text=True, timeout=30).stdout.split())
+        with open(docs.MANPAGE, encoding="utf-8") as f:  # as read: macro names gone, ".BR X ," is "X,"
+            man = re.sub(r" ([,.])", r"\1", " ".join(re.sub(r"^\.[A-Z]+ ?", "", docs.unroff(line))
+                                                  for line in f.read().splitlines()))
+        for root, user in (("/etc/seestack/seestack.conf", "~/.config/seestack/seestack.conf"),
+                           ("/run/seestack", "$XDG_RUNTIME_DIR/seestack"),
+                           ("/var/lib/seestack", "~/.local/state/seestack")):
+            for where, text in (("--help", help_text), ("man page", man)):
+                self.assertIn(f"{root}, or {user} for a user", text, where)
+
 
 class Sandbox:
     """The reader's shell: a scratch home, ``seestack-hook`` on PATH, and the exports of the
