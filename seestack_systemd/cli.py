@@ -496,6 +496,9 @@ def cmd_receive(opts, environ, out: Output) -> int:
     try:
         receiver = Receiver(host, int(port), replies=replies, jsonl=opts.get("jsonl"), out=sys.stdout)
     except OSError as e:
+        if opts.get("jsonl") and e.filename == opts["jsonl"]:  # open() names its file; bind() names none
+            raise SeestackError(f"cannot open the --jsonl file {opts['jsonl']}: {e.strerror or e}; give a file"
+                                " in a directory that exists and that you can write") from None
         raise SeestackError(f"cannot listen on {opts['listen']}: {e.strerror or e}") from None
     endpoint, insecure = receiver.endpoint, False
     try:

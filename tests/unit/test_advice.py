@@ -69,3 +69,10 @@ class Advice(HookTestCase):
         self.assertEqual(done.returncode, 0, done.stdout)
         self.assertIn("reconcile  failed", done.stdout)
         self.assertNotIn("warning", done.stdout)
+
+    def test_receive_names_the_jsonl_file_it_cannot_open(self):
+        """receive --jsonl in a missing directory says the --jsonl file is the problem, not the listen address"""
+        done = self.hook("receive", "--listen", "127.0.0.1:0", "--jsonl", "/nonexistent/dir/x", timeout=30)
+        self.assertEqual(done.returncode, 1, done.stderr)
+        self.assertIn("cannot open the --jsonl file /nonexistent/dir/x: No such file or directory", done.stderr)
+        self.assertNotIn("cannot listen", done.stderr)
