@@ -75,7 +75,7 @@ def run_command(argv: list[str], success_codes: list[int], env: dict, tail_lines
         proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE if tee_stdout else None,
                                 stderr=subprocess.PIPE, env=env)
     except OSError as e:
-        code = 127 if isinstance(e, (FileNotFoundError, NotADirectoryError)) else 126
+        code = 127 if isinstance(e, (FileNotFoundError, NotADirectoryError)) or _nowhere_on_path(argv[0], env) else 126
         reason = "was not found" if code == 127 else f"could not be started: {e.strerror}"
         return Finished(code, False, f"command {argv[0]!r} {reason}", 0, started_at, launch_error=True)
 
@@ -107,6 +107,14 @@ def run_command(argv: list[str], success_codes: list[int], env: dict, tail_lines
     else:
         message = tail_within(ended, err.tail())
     return Finished(code, success, message, duration, started_at, output_cut=cut)
+
+
+def _nowhere_on_path(name: str, env: dict) -> bool:
+    """Whether a PATH search for ``name`` finds no file at all, as sh(1) decides "not found"
+    (127): a directory on PATH the user may not search (EACCES) hides nothing executable."""
+    if "/" in name:
+        return False
+    return not any(os.path.exists(os.path.join(directory or ".", name)) for directory in os.get_exec_path(env))
 
 
 def _pump(proc: subprocess.Popen, streams: dict, grace: float) -> tuple[bool, float]:

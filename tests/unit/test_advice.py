@@ -76,3 +76,19 @@ class Advice(HookTestCase):
         self.assertEqual(done.returncode, 1, done.stderr)
         self.assertIn("cannot open the --jsonl file /nonexistent/dir/x: No such file or directory", done.stderr)
         self.assertNotIn("cannot listen", done.stderr)
+
+    def test_run_not_found_past_an_unsearchable_path_directory(self):
+        """a user's PATH holding a directory they cannot search: a missing command is 127 'was not found', as sh says"""
+        if os.geteuid() != 0:
+            self.skipTest("needs root to make a directory nobody cannot search, and to run as nobody")
+        closed = os.path.join(self.dir, "closed")
+        os.mkdir(closed, 0o700)  # root's: nobody gets EACCES looking inside
+        os.chmod(self.dir, 0o755)
+        env = {"PATH": f"{closed}:/usr/bin:/bin", "HOME": self.dir, "SEESTACK_CONFIG": "/dev/null"}
+        as_nobody = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+        shell = subprocess.run([*as_nobody, "sh", "-c", "nosuchcmd-x"], env=env, capture_output=True, timeout=30)
+        self.assertEqual(shell.returncode, 127, shell.stderr)  # the oracle: what the shell says
+        done = subprocess.run([*as_nobody, sys.executable, "-m", "seestack_systemd", "run", "demo", "nosuchcmd-x"],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=30)
+        self.assertEqual(done.returncode, 127, done.stderr)
+        self.assertIn("command 'nosuchcmd-x' was not found", done.stderr)
