@@ -111,9 +111,8 @@ class Config:
             # A root hook reads no SEESTACK_* variable: it must not suggest one.
             other = " or SEESTACK_ENDPOINT" if self.environment_trusted else \
                 ", or give the hooks the drop-in flag: seestack-hook enable UNIT --endpoint URL"
-            raise ConfigError(
-                f"no endpoint configured: set endpoint = https://... in {self.config_file or self.config_default}{other}"
-            )
+            where = self.config_file or self.config_default
+            raise ConfigError(f"no endpoint configured: set endpoint = https://... in {where}{other}")
         endpoint = parse_endpoint(self.endpoint, self.allow_insecure_http)
         if endpoint.warning and endpoint.warning not in self.warnings:
             self.warnings.append(endpoint.warning)  # so that `check` shows it
