@@ -133,7 +133,7 @@ class RunRules(HookTestCase):
                 self.assertIn("oops", body["message"])
 
     def test_closed_stdout_is_the_jobs_broken_pipe(self):
-        """run's stdout closed early: the job sees a broken pipe, as it would without run"""
+        """run's stdout closed early: the job's later writes get a broken pipe (the README's words)"""
         proc = subprocess.Popen([sys.executable, "-m", "seestack_systemd", "run", "job", "--", "sh", "-c",
                                  "trap '' PIPE; echo one; sleep 0.3; while echo more; do :; done; echo gave-up >&2"],
                                 cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -142,6 +142,16 @@ class RunRules(HookTestCase):
         self.assertEqual(proc.wait(20), 0)
         self.assertIn(b"gave-up", proc.stderr.read())
         proc.stderr.close()
+
+    def test_started_with_stdout_closed(self):
+        """run started with stdout closed (>&-): the job's first write succeeds, later ones get a broken pipe"""
+        proc = subprocess.run(["sh", "-c", f"exec {sys.executable} -m seestack_systemd run job -- sh -c "
+                               "'trap \"\" PIPE; echo x; echo first=$? >&2; sleep 0.3;"
+                               " while echo more 2>/dev/null; do :; done; echo later-failed >&2' >&-"],
+                              cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=30)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertIn("first=0", proc.stderr)
+        self.assertIn("later-failed", proc.stderr)
 
     def test_signal_after_job_ended(self):
         """SIGTERM while the heartbeat is being delivered: exit with the job's 6, heartbeat spooled"""
