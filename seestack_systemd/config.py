@@ -17,6 +17,7 @@ import os
 from . import paths
 from .endpoint import Endpoint, parse_endpoint
 from .errors import ConfigError
+from .keys import CREDENTIAL_NAME, find_key, read_text
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs `start`, which runs before every job, an import
@@ -24,7 +25,6 @@ if TYPE_CHECKING:  # typing costs `start`, which runs before every job, an impor
 
 DEFAULT_CONFIG_FILE = "/etc/seestack/seestack.conf"
 SECTION = "seestack"
-CREDENTIAL_NAME = "seestack-api-key"
 ENV_SETTINGS = {
     "SEESTACK_ENDPOINT": "endpoint",
     "SEESTACK_STATE_DIR": "state_dir",
@@ -33,11 +33,8 @@ ENV_SETTINGS = {
     "SEESTACK_TIMEOUT": "timeout",
     "SEESTACK_DEADLINE": "deadline",
 }
-# systemd makes a unit's credentials directory here, owned by root (systemd.exec(5)).
-SYSTEM_CREDENTIALS_ROOT = "/run/credentials/"
-# A config file is a few hundred bytes and a key one line: far larger is not ours.
+# A config file is a few hundred bytes: far larger is not ours.
 CONFIG_FILE_LIMIT = 64 * 1024
-KEY_FILE_LIMIT = 4096
 SUCCESS_MESSAGES = ("last-line", "none")
 _TRUE = ("1", "yes", "true", "on")
 _FALSE = ("0", "no", "false", "off")
@@ -178,44 +175,6 @@ def _convert(name: str, raw: str, where: str):
     return value
 
 
-def _warn_if_exposed(path: str, st: os.stat_result, warnings: list[str]) -> None:
-    import stat
-
-    if stat.S_ISREG(st.st_mode) and st.st_mode & 0o044:
-        warnings.append(f"{path} is readable by group or others and may hold the API key; fix: chmod 600 {path}")
-
-
-def _read_text(path: str, warnings: list[str], limit: int = CONFIG_FILE_LIMIT, key_file: bool = False) -> str:
-    """A settings file's text: OSError when it cannot be opened, ConfigError when it is
-    no regular file or is too large (see files.read_regular). A key file others may read
-    is warned about; a config file only when a line of it sets ``api_key`` itself."""
-    from .errors import StateError
-    from .files import read_regular
-
-    if path == os.devnull:  # the usual way to say "no config file"
-        return ""
-    try:
-        data, st = read_regular(path, limit)
-    except StateError as e:
-        raise ConfigError(f"{e}: give the path of a regular file") from None
-    text = data.decode("utf-8", "replace")
-    if key_file or any(line.split("=", 1)[0].split(":", 1)[0].strip() == "api_key" for line in text.splitlines()):
-        _warn_if_exposed(path, st, warnings)
-    return text
-
-
-def _read_key_file(path: str, source: str, warnings: list[str]) -> str:
-    if not path.startswith("/"):
-        raise ConfigError(f"{source}: api_key_file = {path!r} must be an absolute path")
-    try:
-        key = _read_text(path, warnings, KEY_FILE_LIMIT, key_file=True).strip()
-    except OSError as e:
-        raise ConfigError(f"cannot read the API key file {path} ({source}): {e.strerror}") from None
-    if not key or "\n" in key:
-        raise ConfigError(f"the API key file {path} ({source}) must hold the key alone on one line")
-    return _check_key(key, f"{path} ({source})")
-
-
 def _parse_file(path: str, text: str) -> dict[str, str]:
     import configparser
 
@@ -298,7 +257,7 @@ def _load(environ: dict[str, str], given: dict[str, str | None] | None, with_key
     path = explicit or place["config"]
     file_values: dict[str, str] = {}
     try:
-        text = _read_text(path, warnings)
+        text = read_text(path, warnings, CONFIG_FILE_LIMIT)
     except FileNotFoundError:
         if explicit:
             raise ConfigError(f"config file {path} does not exist; create it or fix"
@@ -336,8 +295,8 @@ def _load(environ: dict[str, str], given: dict[str, str | None] | None, with_key
     config.warnings = warnings
     config.environment_trusted = trust_environment
     if with_key:
-        config.api_key, config.api_key_source = _find_key(environ, flags, file_values, path, warnings, flag_name,
-                                                          trust_environment, unit)
+        config.api_key, config.api_key_source = find_key(environ, flags, file_values, path, warnings, flag_name,
+                                                         trust_environment, unit)
         _check_network(config)
     return config
 
@@ -354,60 +313,3 @@ def _sets(text: str, name: str) -> bool:
     """Whether a line of ``text`` (not a comment) sets ``name``: lets ``start`` skip
     configparser, a third of its run time, when the file cannot change its one setting."""
     return any(line.lstrip().startswith(name) for line in text.splitlines())
-
-
-def _check_key(key: str, source: str) -> str:
-    """A key goes into an HTTP header: one token of visible ASCII, or a clear error."""
-    key = key.strip()
-    if not key or not all(33 <= ord(c) < 127 for c in key):
-        raise ConfigError(f"the API key from {source} must be one line of visible ASCII characters (no spaces)")
-    return key
-
-
-def _credentials_dir(environ: dict[str, str], trust_environment: bool, unit: str | None = None) -> str | None:
-    """$CREDENTIALS_DIRECTORY when it may be used. A root hook takes it only when systemd
-    made it: a real, root-owned directory /run/credentials/UNIT (``unit``'s, when known)
-    that no one else can write (the unit's environment could name any directory otherwise)."""
-    import stat
-
-    path = environ.get("CREDENTIALS_DIRECTORY")
-    if not path or trust_environment:
-        return path
-    real = os.path.realpath(path)
-    try:
-        st = os.lstat(real)
-    except OSError:
-        return None
-    if (os.path.dirname(real) + "/" != SYSTEM_CREDENTIALS_ROOT or (unit and os.path.basename(real) != unit)
-            or not stat.S_ISDIR(st.st_mode) or st.st_uid != 0 or st.st_mode & 0o022):
-        return None
-    return real
-
-
-def _find_key(
-    environ: dict[str, str], flags: dict[str, str], file_values: dict[str, str], path: str, warnings: list[str],
-    flag_name: Callable[[str], str] = cli_flag, trust_environment: bool = True, unit: str | None = None,
-) -> tuple[str | None, str]:
-    if flags.get("api_key_file"):
-        flag = flag_name("api_key_file")
-        return _read_key_file(flags["api_key_file"], flag, warnings), f"{flag} {flags['api_key_file']}"
-    if environ.get("SEESTACK_API_KEY"):
-        return _check_key(environ["SEESTACK_API_KEY"], "$SEESTACK_API_KEY"), "environment $SEESTACK_API_KEY"
-    if environ.get("SEESTACK_API_KEY_FILE"):
-        key_path = environ["SEESTACK_API_KEY_FILE"]
-        return _read_key_file(key_path, "$SEESTACK_API_KEY_FILE", warnings), f"file {key_path} ($SEESTACK_API_KEY_FILE)"
-    credentials = _credentials_dir(environ, trust_environment, unit)
-    if credentials:
-        cred = os.path.join(credentials, CREDENTIAL_NAME)
-        if os.path.exists(cred):
-            # systemd already restricts credentials to the unit: no mode warning.
-            return _read_key_file(cred, "systemd credential", []), f"systemd credential {CREDENTIAL_NAME}"
-    if file_values.get("api_key") and file_values.get("api_key_file"):
-        raise ConfigError(f"{path} sets both api_key and api_key_file: keep only api_key_file")
-    if file_values.get("api_key_file"):
-        key_path = file_values["api_key_file"].strip()
-        where = f"api_key_file in {path}"
-        return _read_key_file(key_path, where, warnings), f"file {key_path} ({where})"
-    if file_values.get("api_key"):
-        return _check_key(file_values["api_key"], f"api_key in {path}"), f"api_key in {path}"
-    return None, ""
