@@ -17,6 +17,7 @@ import os
 from . import paths
 from .endpoint import Endpoint, parse_endpoint
 from .errors import ConfigError
+from .conffile import file_notes, parse_file, sets
 from .keys import CREDENTIAL_NAME, find_key, read_text
 
 TYPE_CHECKING = False
@@ -24,7 +25,6 @@ if TYPE_CHECKING:  # typing costs `start`, which runs before every job, an impor
     from typing import Callable
 
 DEFAULT_CONFIG_FILE = "/etc/seestack/seestack.conf"
-SECTION = "seestack"
 ENV_SETTINGS = {
     "SEESTACK_ENDPOINT": "endpoint",
     "SEESTACK_STATE_DIR": "state_dir",
@@ -175,44 +175,6 @@ def _convert(name: str, raw: str, where: str):
     return value
 
 
-def _parse_file(path: str, text: str) -> dict[str, str]:
-    import configparser
-
-    parser = configparser.ConfigParser(interpolation=None)
-    try:
-        parser.read_string(text, source=path)
-    except configparser.MissingSectionHeaderError:
-        raise ConfigError(f"{path}: settings must follow a [{SECTION}] line") from None
-    except configparser.Error as e:
-        first = " ".join(str(e).split())
-        raise ConfigError(f"{path} is not a valid INI file: {first}") from None
-    if not parser.has_section(SECTION):
-        if parser.sections():
-            raise ConfigError(f"{path} has no [{SECTION}] section: put the settings under a [{SECTION}] line")
-        return {}
-    values = dict(parser.items(SECTION))
-    values.update({f"[{name}]": "" for name in parser.sections() if name != SECTION})
-    return values
-
-
-def file_notes(path: str, file_values: dict[str, str]) -> list[str]:
-    """What every command says about a config file's names it does not use: unknown
-    keys (a typo such as ``endpiont``) and extra ``[sections]``. One function, so
-    ``run``, the hooks and ``check`` word it alike."""
-    notes = []
-    known = [*SETTINGS, "api_key", "api_key_file"]
-    for name in file_values:
-        if name.startswith("["):
-            notes.append(f"{path}: settings under {name} are ignored: only [{SECTION}] is read")
-        elif name not in known:
-            import difflib  # only for a name to correct: the hooks run before every job
-
-            close = difflib.get_close_matches(name, known, 1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            notes.append(f"{path}: unknown setting {name!r} ignored{hint}")
-    return notes
-
-
 def ignored_variables(environ: dict[str, str]) -> list[str]:
     """The SEESTACK_* variables a root hook found and did not use, sorted."""
     return sorted(name for name in environ if name.startswith("SEESTACK_"))
@@ -271,11 +233,11 @@ def _load(environ: dict[str, str], given: dict[str, str | None] | None, with_key
         text = ""
     except OSError as e:
         raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
-    if text and (not state_dir_only or _sets(text, "state_dir")):
-        file_values = _parse_file(path, text)
+    if text and (not state_dir_only or sets(text, "state_dir")):
+        file_values = parse_file(path, text)
     if state_dir_only:  # the other settings, good or bad, are not this caller's business
         file_values = {k: v for k, v in file_values.items() if k == "state_dir"}
-    warnings.extend(file_notes(path, file_values))
+    warnings.extend(file_notes(path, file_values, [*SETTINGS, "api_key", "api_key_file"]))
     for name, raw in file_values.items():
         if name in SETTINGS:
             values[name], sources[name] = _convert(name, raw, path), f"config file {path}"
@@ -307,9 +269,3 @@ def _check_network(config: Config) -> None:
         raise ConfigError(f"ca_file {config.ca_file} cannot be read: give the path of a PEM bundle of the CA(s)")
     if config.https_proxy:
         parse_endpoint(config.https_proxy, allow_insecure_http=True, setting="https_proxy")
-
-
-def _sets(text: str, name: str) -> bool:
-    """Whether a line of ``text`` (not a comment) sets ``name``: lets ``start`` skip
-    configparser, a third of its run time, when the file cannot change its one setting."""
-    return any(line.lstrip().startswith(name) for line in text.splitlines())
