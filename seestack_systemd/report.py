@@ -113,17 +113,22 @@ def deliver(config: Config, run: Run, log: Callable[[str, str], None]) -> Delive
 
 def replay(config: Config, client: Client, deadline_at: float, log: Callable[[str, str], None]) -> spool.FlushResult:
     """Deliver what the spool holds, oldest first, before ``deadline_at``."""
-    result = replay_dir(config.spool_dir, client, deadline_at, log)
+    def settled(run_id: str, slug: str, outcome: str, detail: str) -> None:
+        _settle(config, run_id, slug, outcome, detail, log)
+
+    result = replay_dir(config.spool_dir, client, deadline_at, log, settled=settled)
     if result.sent or result.dropped:
         log("info", f"spool: replayed {result.sent} heartbeat(s), dropped {result.dropped}, {result.left} left")
     return result
 
 
 def replay_dir(spool_dir: str, client: Client, deadline_at: float, log: Callable[[str, str], None],
-               clock: Callable[[], float] = time.monotonic) -> spool.FlushResult:
+               clock: Callable[[], float] = time.monotonic,
+               settled: Callable[[str, str, str, str], None] | None = None) -> spool.FlushResult:
     """One attempt per spooled heartbeat, oldest first. Anything but done or drop stops
     the replay (the backend is down, the key is refused, the endpoint is wrong: the rest
-    would fare the same), keeping that heartbeat and the rest."""
+    would fare the same), keeping that heartbeat and the rest. ``settled(run_id, slug,
+    outcome, detail)`` hears of each heartbeat delivered or dropped."""
     from . import policy
 
     def send_one(run_id: str, body: bytes) -> tuple[str, str]:
@@ -133,6 +138,9 @@ def replay_dir(spool_dir: str, client: Client, deadline_at: float, log: Callable
                                  client.target.ca_file)
         if decision.action == policy.DROP:
             log("error", f"dropping spooled heartbeat for {slug}: {decision.detail}")
+        if settled and decision.action in (policy.DONE, policy.DROP):
+            outcome = "duplicate" if answer.status == 409 else OUTCOMES[decision.action]
+            settled(run_id, slug, outcome, decision.detail)
         return decision.action, decision.detail
 
     return spool.flush(spool_dir, send_one, deadline_at, log, clock)
@@ -167,11 +175,31 @@ def _remember(config: Config, run: Run, delivery: Delivery, log: Callable[[str, 
     """Keep the last heartbeat per slug for ``seestack-hook list`` (best effort)."""
     doc = {
         "status": run.status, "durationMs": run.duration_ms, "finishedAt": run.finished_at,
-        "outcome": delivery.outcome, "detail": delivery.detail, "source": run.source,
+        "outcome": delivery.outcome, "detail": delivery.detail, "source": run.source, "runId": run.run_id,
     }
+    _write_last(config, run.slug, doc, log)
+
+
+def _settle(config: Config, run_id: str, slug: str, outcome: str, detail: str,
+            log: Callable[[str, str], None]) -> None:
+    """A replay delivered or dropped ``run_id``: when it is still ``slug``'s last
+    heartbeat, say so in its record, so ``list`` no longer shows it spooled."""
+    from .slug import check_slug
+
+    try:
+        doc = last_heartbeat(config, check_slug(slug))  # the slug names a file: only a valid one
+    except ValueError:
+        return
+    if not doc or doc.get("runId") != run_id:
+        return  # a newer run's record, or none: that one stays as it is
+    doc.update(outcome=outcome, detail=detail)
+    _write_last(config, slug, doc, log)
+
+
+def _write_last(config: Config, slug: str, doc: dict, log: Callable[[str, str], None]) -> None:
     try:
         secure_dir(config.data_dir, setting="data_dir")
-        atomic_write(secure_dir(last_dir(config), setting="data_dir"), run.slug + ".json", json.dumps(doc).encode(),
+        atomic_write(secure_dir(last_dir(config), setting="data_dir"), slug + ".json", json.dumps(doc).encode(),
                      setting="data_dir")
     except StateError as e:
         log("warning", f"could not record the last heartbeat: {e}")

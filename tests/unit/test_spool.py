@@ -23,6 +23,8 @@ from seestack_systemd.heartbeat import Run
 from seestack_systemd.receiver import Receiver
 from seestack_systemd.transport import Client, Target
 
+from . import support
+
 KEY = "sk-test-spool-0123456789"
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BASE = 1_764_000_000.0  # a fixed finishedAt to count from
@@ -447,3 +449,39 @@ class DeliverTests(SpoolCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ReplayUpdatesList(support.HookTestCase):
+    """A flush that delivers a spooled heartbeat makes `list` say delivered, not spooled."""
+
+    def test_list_after_flush_says_delivered(self):
+        done = self.hook("ping", "stale", "--status", "success", "--deadline", "1",
+                         env={"SEESTACK_ENDPOINT": "http://127.0.0.1:1"})
+        self.assertIn("spooled", done.stderr)
+        self.assertIn("spooled", self.hook("list").stdout)
+        r = Receiver().start()
+        self.addCleanup(r.stop)
+        done = self.hook("flush", env={"SEESTACK_ENDPOINT": r.url})
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertIn("replayed 1", done.stderr)
+        listed = self.hook("list").stdout
+        line = next(line for line in listed.splitlines() if "stale" in line)
+        self.assertIn("delivered", line)
+        self.assertNotIn("spooled", line)
+        with open(os.path.join(self.data_dir, "last", "stale.json")) as f:
+            self.assertEqual(json.load(f)["outcome"], "delivered")
+
+    def test_replay_of_an_older_run_keeps_the_newer_record(self):
+        down = {"SEESTACK_ENDPOINT": "http://127.0.0.1:1"}
+        self.hook("ping", "stale", "--status", "failed", "--deadline", "1", env=down)
+        self.hook("ping", "stale", "--status", "success", "--deadline", "1", env=down)
+        with open(os.path.join(self.data_dir, "last", "stale.json")) as f:
+            newest = json.load(f)
+        r = Receiver(replies="202,503").start()  # the older run is delivered, the newer one stays spooled
+        self.addCleanup(r.stop)
+        self.hook("flush", env={"SEESTACK_ENDPOINT": r.url})
+        with open(os.path.join(self.data_dir, "last", "stale.json")) as f:
+            after = json.load(f)
+        self.assertEqual(len(r.requests), 2)
+        self.assertEqual(after, newest)
+        self.assertEqual(after["outcome"], "temporary")
