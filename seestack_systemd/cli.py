@@ -565,7 +565,7 @@ def cmd_units(opts, environ, out: Output) -> int:
     reload = not (opts.get("no_reload") or root)
     if opts["command"] == "enable":
         # The drop-in calls this install's own command (a staging root: the package's, by default).
-        from .paths import HOOK_PATH, find_hook
+        from .paths import HOOK_PATH, find_hook, missing_hook
 
         hook = find_hook(sys.argv[0], sys.executable) or (HOOK_PATH if root else None)
         if hook is None:
@@ -573,6 +573,7 @@ def cmd_units(opts, environ, out: Output) -> int:
                              " run enable with the seestack-hook of the install that should run the hooks")
         change = units.enable(str(opts["unit"]), opts.get("slug"), root=root, user=user, force=bool(opts.get("force")),
                               environ=environ, settings=opts.get("settings") or {}, hook=hook)
+        change.warnings += [w for w in [missing_hook(hook, root)] if w]
     else:
         change = units.disable(str(opts["unit"]), root=root, user=user, environ=environ)
     if change.changed and reload:

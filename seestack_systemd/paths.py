@@ -29,6 +29,15 @@ def find_hook(argv0: str, executable: str) -> str | None:
     return next((c for c in candidates if os.path.isfile(c) and os.access(c, os.X_OK)), None)
 
 
+def missing_hook(hook: str, root: str | None) -> str | None:
+    """A one-line warning when the ``hook`` a staging root's drop-in calls exists neither
+    under ``root`` nor on this host (systemd would skip it without a word), else None."""
+    if not root or os.path.isfile(hook) or os.path.isfile(os.path.join(root, hook.lstrip("/"))):
+        return None
+    return (f"the drop-in calls {hook}, which exists neither under {root} nor on this host: install"
+            f" seestack-systemd there (the .deb, or pip install .) before it boots, or the hooks are skipped")
+
+
 def is_user_mode(euid: int, user_flag: bool = False) -> bool:
     """User paths with ``--user``, or whenever the process is not root."""
     return user_flag or euid != 0

@@ -11,7 +11,9 @@ SERVICE = "[Unit]\nDescription=Nightly backup\n[Service]\nType=oneshot\nExecStar
 TIMER = "[Timer]\nOnCalendar=daily\n[Install]\nWantedBy=timers.target\n"
 
 
-class Units(HookTestCase):
+class StagingRoot(HookTestCase):
+    """A staging root holding a few system units."""
+
     def setUp(self):
         super().setUp()
         self.root = os.path.join(self.dir, "root")
@@ -26,6 +28,9 @@ class Units(HookTestCase):
 
     def dropin(self, service):
         return os.path.join(self.root, "etc/systemd/system", service + ".d", "seestack.conf")
+
+
+class Units(StagingRoot):
 
     def test_enable_timer(self):
         """enable NAME.timer writes the drop-in for the service it triggers, slug derived and printed"""
@@ -113,3 +118,24 @@ class Units(HookTestCase):
         self.assertEqual(check_slug_pattern("backup-%i"), "backup-%i")
         with self.assertRaises(ValueError):
             check_slug_pattern("backup-%H")
+
+
+class StagingHook(StagingRoot):
+    """enable --root from a bare checkout: the drop-in's hook path must exist somewhere."""
+
+    def test_warns_when_the_hook_exists_nowhere(self):
+        self.assertFalse(os.path.exists("/usr/bin/seestack-hook"), "this test needs a host without the package")
+        done = self.hook("enable", "backup.timer", "--root", self.root)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        warning = [line for line in done.stderr.splitlines() if "/usr/bin/seestack-hook" in line]
+        self.assertEqual(len(warning), 1, done.stderr)
+        self.assertIn("exists neither under", warning[0])
+        self.assertIn("pip install", warning[0])
+
+    def test_no_warning_when_the_root_has_the_hook(self):
+        os.makedirs(os.path.join(self.root, "usr/bin"))
+        with open(os.path.join(self.root, "usr/bin/seestack-hook"), "w") as f:
+            f.write("#!/bin/sh\n")
+        done = self.hook("enable", "backup.timer", "--root", self.root)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertNotIn("exists neither", done.stderr)
