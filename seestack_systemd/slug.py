@@ -88,8 +88,9 @@ def _parts(unit: str) -> dict:
 def expand(pattern: str, unit: "str | None") -> str:
     """The slug ``pattern`` (as written in a drop-in, e.g. ``db-dump-%i``) stands for when
     ``unit`` runs: each specifier becomes its value for ``unit`` made a slug by
-    :func:`slugify`; ``%%`` is a literal '%'. Raises ``ValueError`` when the result is
-    not a valid slug, or a specifier is used without a unit name."""
+    :func:`slugify`; ``%%`` is a literal '%'; leading and trailing '-' of the result are
+    trimmed (``x-%i`` for ``plain.service``, no instance, is ``x``). Raises ``ValueError``
+    when the result is not a valid slug (e.g. empty), or a specifier is used without a unit name."""
     if "%" not in pattern:
         return check_slug(pattern)
     if not unit:
@@ -108,4 +109,7 @@ def expand(pattern: str, unit: "str | None") -> str:
             raise InvalidValue(f"slug {pattern!r}: only the specifiers %{', %'.join(SPECIFIERS)} may be used in it")
         out.append(ch)
         i += 1
-    return check_slug("".join(out))
+    slug = "".join(out).strip("-")
+    if not slug:
+        raise InvalidValue(f"slug {pattern!r} expands to nothing for {unit}: add a fixed part, e.g. 'job-{pattern}'")
+    return check_slug(slug)

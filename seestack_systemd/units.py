@@ -164,7 +164,11 @@ def instance_of(service: str, instance: str) -> str:
 
 def check_slug_pattern(slug: str, service: str = "probe@probe.service") -> str:
     """A slug as written in a drop-in: valid, or valid once the hook expands its
-    specifiers (%i, %I, %p, %P, %j, %J) for ``service``."""
+    specifiers (%i, %I, %p, %P, %j, %J) for ``service``. The instance specifiers need a
+    template (``name@.service``) or one of its instances: any other unit has no instance."""
+    if "@" not in service and ("%i" in slug.replace("%%", "") or "%I" in slug.replace("%%", "")):
+        raise UsageError(f"slug {slug!r} uses %i/%I, the instance name, but {service} is not a template"
+                         " (name@.service), so it has none: use a fixed slug, or enable the template")
     expand(slug, instance_of(service, "probe") if "%" in slug else None)
     return slug
 

@@ -44,6 +44,9 @@ class SlugRule(unittest.TestCase):
             expand("x-%H", "x@a.service")
         with self.assertRaises(ValueError):
             expand("x-%i", None)
+        self.assertEqual(expand("x-%i", "plain.service"), "x")
+        with self.assertRaisesRegex(ValueError, "expands to nothing"):
+            expand("%i", "plain.service")
         with self.assertRaises(ValueError):
             expand("X-%i", "x@a.service")
 
@@ -67,6 +70,13 @@ class TemplateHooks(HookTestCase):
             [req] = self.receiver.wait_for(n + 1)[n:]
             self.assertEqual(req.json()["slug"], slug)
             self.assertEqual(os.listdir(os.path.join(self.state_dir, slug)), [])
+
+    def test_empty_instance_is_trimmed(self):
+        """finish --unit plain.service -- 'x-%i' (no instance) reports as 'x', trimmed by the rule, not 'x-'"""
+        done = self.hook("finish", "--unit", "plain.service", "--status", "success", "--", "x-%i")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        [req] = self.receiver.wait_for(1)
+        self.assertEqual(req.json()["slug"], "x")
 
 
 class Listing(HookTestCase):

@@ -139,3 +139,16 @@ class StagingHook(StagingRoot):
         done = self.hook("enable", "backup.timer", "--root", self.root)
         self.assertEqual(done.returncode, 0, done.stderr)
         self.assertNotIn("exists neither", done.stderr)
+
+
+class InstanceSlugNeedsTemplate(StagingRoot):
+    def test_refused_on_a_plain_unit(self):
+        """enable --slug 'er-%i' on a unit that is no template: exit 2, one line naming the rule, nothing written"""
+        for pattern in ("er-%i", "er-%I"):
+            done = self.hook("enable", "backup.timer", "--slug", pattern, "--force", "--root", self.root)
+            self.assertEqual(done.returncode, 2, done.stdout)
+            self.assertEqual(len(done.stderr.strip().splitlines()), 1, done.stderr)
+            self.assertIn("not a template", done.stderr)
+            self.assertFalse(os.path.exists(os.path.join(self.root, "etc")))
+        ok = self.hook("enable", "backup.timer", "--slug", "er-%p", "--root", self.root)
+        self.assertEqual(ok.returncode, 0, ok.stderr)
