@@ -232,8 +232,10 @@ def build_parser():
                            help="replace monitoring under another slug; or add root hooks to a unit whose"
                                 " EnvironmentFile= root does not own (a warning says the risk)")
         p.add_argument("--root", metavar="DIR", help="operate on a staging root; implies --no-reload")
-        p.add_argument("--user", action="store_true", help="a user unit (~/.config/systemd/user); enable also"
-                       " enables the user's seestack-flush.timer")
+        p.add_argument("--user", action="store_true", help="a user unit (~/.config/systemd/user; with --root,"
+                       " units also from DIR/etc/systemd/user and DIR/usr/lib/systemd/user); needs the user's"
+                       " systemd manager (a login or loginctl enable-linger); enable also enables the user's"
+                       " seestack-flush.timer")
         p.add_argument("--no-reload", action="store_true", help="do not run systemctl daemon-reload")
 
     p = command("list", "show monitored units, their timers and last heartbeats")

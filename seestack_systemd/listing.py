@@ -13,8 +13,8 @@ from .config import Config
 from .errors import StateError
 from .nextrun import next_elapse_now
 from .slug import expand, slug_from_name
-from .units import (OWN_TIMER, SYSTEM_UNIT_DIRS, Monitored, _config_dir, _systemctl, _timer_unit_from_file,
-                    instance_of, monitored)
+from .units import (OWN_TIMER, Monitored, _systemctl, _timer_unit_from_file, instance_of, monitored,
+                    unit_dirs)
 
 SENT_WORDS = {"delivered": "delivered", "duplicate": "delivered", "temporary": "spooled"}
 # LoadState values of a timer that systemd will not run, in the operator's words.
@@ -25,7 +25,7 @@ def timers(root: Optional[str], user: bool, environ: Mapping[str, str]) -> Dict[
     """timer -> {Unit, LoadState, ActiveState, NextElapse...} for every timer systemd (or the staging root) knows,
     template instances included; StateError where systemd does not answer."""
     if root:
-        dirs = [_config_dir(root, user, environ)] if user else [os.path.join(root, d) for d in SYSTEM_UNIT_DIRS]
+        dirs = unit_dirs(root, user, environ)
         found: Dict[str, Dict[str, str]] = {}
         for d in dirs:
             # Enabled instances (x@a.timer) are the symlinks in the .wants/ directories.

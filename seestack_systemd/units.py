@@ -18,6 +18,12 @@ from .slug import expand, slug_from_name
 
 DROPIN_NAME = "seestack.conf"
 SYSTEM_UNIT_DIRS = ("etc/systemd/system", "run/systemd/system", "lib/systemd/system", "usr/lib/systemd/system")
+# Where a user manager finds units besides the user's own config dir (systemd.unit(5)), under / or a staging root.
+USER_UNIT_DIRS = ("etc/systemd/user", "run/systemd/user", "usr/local/lib/systemd/user", "usr/lib/systemd/user")
+# What --user needs when systemctl cannot reach the user's manager.
+USER_MANAGER_HINT = ("--user needs the user's systemd manager running: log in as that user (a session starts it)"
+                     " or run 'loginctl enable-linger USER' as root, and have XDG_RUNTIME_DIR=/run/user/UID set;"
+                     " or use --root DIR on the unit files")
 UNIT_SUFFIXES = (".service", ".timer")
 OWN_TIMER = "seestack-flush.timer"  # the agent's own: nothing to monitor there
 EXAMPLE_INSTANCES = ("Main_DB", "db.example.com")  # shown by enable for a template
@@ -82,9 +88,16 @@ def normalize_unit(name: str) -> str:
     return name if name.endswith(UNIT_SUFFIXES) else name + ".service"
 
 
+def unit_dirs(root: Optional[str], user: bool, environ: Mapping[str, str]) -> List[str]:
+    """The directories systemd loads units from, under ``root`` (or /): for --user the
+    user's config dir first, then the system-wide user unit dirs."""
+    shared = USER_UNIT_DIRS if user else SYSTEM_UNIT_DIRS
+    return ([_config_dir(root, user, environ)] if user else []) + [os.path.join(root or "/", d) for d in shared]
+
+
 def _unit_file(root: Optional[str], user: bool, unit: str, environ: Mapping[str, str]) -> Optional[str]:
     """Where a staging root holds ``unit`` (or its template), or None."""
-    dirs = [_config_dir(root, user, environ)] if user else [os.path.join(root or "/", d) for d in SYSTEM_UNIT_DIRS]
+    dirs = unit_dirs(root, user, environ)
     names = [unit]
     if "@" in unit:
         prefix, _, rest = unit.partition("@")
@@ -145,8 +158,8 @@ def _show(user: bool, unit: str, properties: List[str]) -> Dict[str, str]:
     done = _systemctl(user, "show", "--no-pager", "-p", ",".join(properties), "--", unit)
     if done.returncode:
         first = (done.stderr.strip().splitlines() or ["no output"])[0]
-        raise StateError(f"systemctl show {unit} failed: {first}; on a machine without systemd running,"
-                         " --root DIR works on the unit files")
+        hint = USER_MANAGER_HINT if user else "on a machine without systemd running, --root DIR works on the unit files"
+        raise StateError(f"systemctl{' --user' if user else ''} show {unit} failed: {first}; {hint}")
     return dict(line.partition("=")[::2] for line in done.stdout.splitlines() if "=" in line)
 
 

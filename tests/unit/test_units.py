@@ -2,10 +2,12 @@
 
 import os
 import stat
+import subprocess
+import sys
 
 from seestack_systemd.units import check_slug_pattern, default_slug
 
-from .support import HookTestCase
+from .support import ROOT, HookTestCase
 
 SERVICE = "[Unit]\nDescription=Nightly backup\n[Service]\nType=oneshot\nExecStart=/bin/true\n"
 TIMER = "[Timer]\nOnCalendar=daily\n[Install]\nWantedBy=timers.target\n"
@@ -152,3 +154,39 @@ class InstanceSlugNeedsTemplate(StagingRoot):
             self.assertFalse(os.path.exists(os.path.join(self.root, "etc")))
         ok = self.hook("enable", "backup.timer", "--slug", "er-%p", "--root", self.root)
         self.assertEqual(ok.returncode, 0, ok.stderr)
+
+
+class UserUnits(HookTestCase):
+    """--user: units in a staging root's user unit dirs; a clear way out without a user manager."""
+
+    def test_user_root_finds_system_wide_user_units(self):
+        """enable --user --root DIR finds units in DIR/etc/systemd/user and DIR/usr/lib/systemd/user"""
+        root = os.path.join(self.dir, "root")
+        for where, name, text in (("etc/systemd/user", "backup.timer", TIMER),
+                                  ("usr/lib/systemd/user", "backup.service", SERVICE)):
+            os.makedirs(os.path.join(root, where), exist_ok=True)
+            with open(os.path.join(root, where, name), "w") as f:
+                f.write(text)
+        done = self.hook("enable", "--user", "--root", root, "backup.timer", env={"HOME": "/home/u"})
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertTrue(os.path.isfile(os.path.join(root, "home/u/.config/systemd/user/backup.service.d",
+                                                    "seestack.conf")))
+        listed = self.hook("list", "--user", "--root", root, env={"HOME": "/home/u"})
+        self.assertIn("backup.timer", listed.stdout)
+
+    def test_no_user_manager_says_what_to_do(self):
+        """enable --user with no user manager reachable names enable-linger and XDG_RUNTIME_DIR"""
+        venv = os.path.join(self.dir, "venv", "bin")
+        os.makedirs(venv)
+        os.symlink(sys.executable, os.path.join(venv, "python3"))
+        with open(os.path.join(venv, "seestack-hook"), "w") as f:
+            f.write("#!/bin/sh\n")
+        os.chmod(os.path.join(venv, "seestack-hook"), 0o755)
+        env = dict(self.env, HOME=self.dir)
+        env.pop("XDG_RUNTIME_DIR", None)
+        done = subprocess.run([os.path.join(venv, "python3"), "-m", "seestack_systemd", "enable", "--user",
+                               "backup.timer"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=30)
+        self.assertNotEqual(done.returncode, 0)
+        self.assertEqual(len(done.stderr.strip().splitlines()), 1, done.stderr)
+        self.assertIn("loginctl enable-linger", done.stderr)
+        self.assertIn("XDG_RUNTIME_DIR", done.stderr)
