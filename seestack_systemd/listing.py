@@ -10,10 +10,10 @@ import time
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .config import Config
-from .errors import StateError
+from .errors import StateError, UsageError
 from .nextrun import next_elapse_now
 from .slug import expand, slug_from_name
-from .units import (OWN_TIMER, Monitored, _systemctl, _timer_unit_from_file, instance_of, monitored,
+from .units import (OWN_TIMER, USER_MANAGER_HINT, Monitored, _systemctl, _timer_unit_from_file, instance_of, monitored,
                     unit_dirs)
 
 SENT_WORDS = {"delivered": "delivered", "duplicate": "delivered", "temporary": "spooled"}
@@ -44,7 +44,8 @@ def timers(root: Optional[str], user: bool, environ: Mapping[str, str]) -> Dict[
     listed = _systemctl(user, "list-units", "--type=timer", "--all", "--no-legend", "--plain", "--no-pager")
     if listed.returncode:
         first = (listed.stderr.strip().splitlines() or ["no output"])[0]
-        raise StateError(f"systemctl list-units failed: {first}; --root DIR lists from the unit files instead")
+        hint = USER_MANAGER_HINT if user else "--root DIR lists from the unit files instead"
+        raise StateError(f"systemctl{' --user' if user else ''} list-units failed: {first}; {hint}")
     files = _systemctl(user, "list-unit-files", "--type=timer", "--no-legend", "--no-pager").stdout
     words = [line.split()[0] for line in (listed.stdout + "\n" + files).splitlines() if line.split()]
     names = sorted({w for w in words if w.endswith(".timer")})
@@ -175,6 +176,8 @@ def list_lines(config: Config, root: Optional[str] = None, user: bool = False, s
     """(the table ``seestack-hook list`` prints, warnings for stderr)."""
     from . import spool
 
+    if root and not os.path.isdir(root):
+        raise UsageError(f"--root {root}: no such directory; give the staging root that holds etc/ and usr/")
     entries = monitored(root, user, environ)
     last = records(config)
     lines = [f"{'UNIT':32} {'SLUG':24} {'TIMER':24} {'NEXT RUN':20} LAST HEARTBEAT"]
@@ -200,7 +203,11 @@ def list_lines(config: Config, root: Optional[str] = None, user: bool = False, s
         lines += [f"{slug:32} {source_kind(r.get('source')):32} {describe(r)}" for slug, r in others]
     if show_all:
         lines += ["", "timers not monitored yet:"]
-        lines += suggestions(entries, timers_found) or ["  (none)"]
+        if systemd_up:
+            lines += suggestions(entries, timers_found) or ["  (none)"]
+        else:
+            lines.append("  (could not look: systemd is not answering here, see the first line;"
+                         " --root DIR lists from the unit files)")
     waiting, age = spool.stats(config.spool_dir)
     if waiting:
         lines.append(f"spool: {waiting} heartbeat(s) waiting, oldest {age or 0:.0f}s old"
@@ -209,7 +216,8 @@ def list_lines(config: Config, root: Optional[str] = None, user: bool = False, s
 
 
 def suggestions(entries: Sequence[Monitored], timers_found: Dict[str, Dict[str, str]]) -> List[str]:
-    """An ``enable`` command per unmonitored timer; one per template, with --slug 'NAME-%i'."""
+    """An ``enable`` command per unmonitored timer; one per template, with --slug 'NAME-%i',
+    and its other timers (instances too) listed as covered by it."""
     watched = {e.service for e in entries}
     lines, templates = [], set()
     for timer, props in sorted(timers_found.items()):
@@ -218,7 +226,10 @@ def suggestions(entries: Sequence[Monitored], timers_found: Dict[str, Dict[str, 
             continue
         if "@" in timer:
             template = service.partition("@")[0] + "@.service"
-            if template in watched or template in templates:
+            if template in watched:
+                continue
+            if template in templates:
+                lines.append(f"  {timer:32} -> {service:32} (an instance of {template}: its command above)")
                 continue
             templates.add(template)
             slug = slug_from_name(template.partition("@")[0])

@@ -4,6 +4,7 @@ import os
 import stat
 import subprocess
 import sys
+import unittest
 
 from seestack_systemd.units import check_slug_pattern, default_slug
 
@@ -190,3 +191,37 @@ class UserUnits(HookTestCase):
         self.assertEqual(len(done.stderr.strip().splitlines()), 1, done.stderr)
         self.assertIn("loginctl enable-linger", done.stderr)
         self.assertIn("XDG_RUNTIME_DIR", done.stderr)
+
+
+class ListingGaps(StagingRoot):
+    """list: a missing root, a systemd that cannot be asked, instance timers in a root."""
+
+    def test_missing_root_is_an_error(self):
+        done = self.hook("list", "--root", os.path.join(self.dir, "nonexistent"))
+        self.assertEqual(done.returncode, 2)
+        self.assertEqual(done.stdout, "")
+        self.assertEqual(len(done.stderr.strip().splitlines()), 1, done.stderr)
+        self.assertIn("no such directory", done.stderr)
+
+    @unittest.skipIf(os.path.isdir("/run/systemd/system"), "systemd runs here: it can be asked")
+    def test_all_without_systemd_says_it_could_not_look(self):
+        """with no systemd to ask (no systemctl on PATH-less host, or not booted), --all does not claim '(none)'"""
+        done = self.hook("list", "--all")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertIn("systemd is not answering", done.stdout.splitlines()[0])
+        section = done.stdout.split("timers not monitored yet:", 1)[1]
+        self.assertNotIn("(none)", section)
+        self.assertIn("could not look", section)
+
+    def test_all_lists_instance_timers(self):
+        """--root --all lists db_dump@main.timer (Unit=db-dump@Main_DB.service) beside its template's command"""
+        for name, text in (("db-dump@.service", SERVICE), ("db-dump@.timer", "[Timer]\nOnCalendar=daily\n"),
+                           ("db_dump@main.timer", "[Timer]\nOnCalendar=daily\nUnit=db-dump@Main_DB.service\n")):
+            with open(os.path.join(self.lib, name), "w") as f:
+                f.write(text)
+        done = self.hook("list", "--all", "--root", self.root)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        row = next((line for line in done.stdout.splitlines() if "db_dump@main.timer" in line), "")
+        self.assertIn("db-dump@Main_DB.service", row)
+        self.assertIn("db-dump@.service", row)
+        self.assertEqual(done.stdout.count("seestack-hook enable 'db-dump@.service'"), 1)
