@@ -274,6 +274,9 @@ class Release(harness.ReleaseTest):
         self.assertIn(CONFFILE, self.c.read_file(f"/var/lib/dpkg/info/{PACKAGE}.conffiles").split())
         self.assertEqual(self.c.systemctl("is-enabled", "seestack-flush.timer").stdout.strip(), "enabled")
         self.assertEqual(self.c.systemctl("is-active", "seestack-flush.timer").stdout.strip(), "active")
+        # The user twin ships disabled: `seestack-hook enable --user` enables it for the user who asks.
+        self.assertEqual(existing(self.c, ["/etc/systemd/user/timers.target.wants/seestack-flush.timer"]), [])
+        self.assertNotIn("--user enable", self.c.read_file(f"/var/lib/dpkg/info/{PACKAGE}.postinst"))
         where = self.c.run(["python3", "-I", "-c", "import seestack_systemd; print(seestack_systemd.__file__)"]).stdout
         self.assertEqual(where.strip(), "/usr/lib/python3/dist-packages/seestack_systemd/__init__.py")
 
@@ -299,10 +302,13 @@ class Release(harness.ReleaseTest):
         changed = self.change_conffile()
         self.monitor_job()
         self.spool_heartbeat("e2e-spooled")
+        foreign = "/etc/systemd/system/other.service.d/seestack.conf"  # not written by enable: no marker
+        self.c.write_file(foreign, "[Service]\nNice=5\n")
 
         done = self.remove()
         said = done.stdout + done.stderr
         self.assertIn(DROPIN, said)
+        self.assertNotIn(foreign, said)
         self.assertIn(f"rm -f {DROPIN} && systemctl daemon-reload", said)
         self.assertEqual(existing(self.c, ["/usr/bin/seestack-hook"]), [])
         self.assertEqual(self.c.read_file(CONFFILE), changed)  # remove keeps conffiles
