@@ -1,0 +1,38 @@
+"""Log lines on stderr, with sd-daemon priority prefixes when stderr is the journal."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from .grammar import PROG
+
+
+class Output:
+    """Log lines on stderr: sd-daemon priority prefixes when stderr is the journal."""
+
+    PRIORITY = {"error": "<3>", "warning": "<4>", "info": "<6>"}
+
+    def __init__(self, environ: dict[str, str], quiet_info: bool = False) -> None:
+        self.journal = _stderr_is_journal(environ.get("JOURNAL_STREAM", ""))
+        self.quiet_info = quiet_info
+
+    def log(self, level: str, text: str) -> None:
+        if (level == "info" and self.quiet_info) or sys.stderr is None:  # stderr closed: nowhere to say it
+            return
+        line = " ".join(str(text).split("\n"))
+        label = "" if level == "info" else f"{level}: "
+        data = f"{self.PRIORITY[level]}{line}\n" if self.journal else f"{PROG}: {label}{line}\n"
+        try:
+            os.write(2, data.encode("utf-8", "replace"))
+        except OSError:  # a broken or closed stderr must not change how the command ends
+            pass
+
+
+def _stderr_is_journal(value: str) -> bool:
+    dev, _, ino = value.partition(":")
+    try:
+        st = os.fstat(2)
+        return dev.isdigit() and ino.isdigit() and (st.st_dev, st.st_ino) == (int(dev), int(ino))
+    except OSError:
+        return False
