@@ -126,8 +126,9 @@ class Units(StagingRoot):
 class StagingHook(StagingRoot):
     """enable --root from a bare checkout: the drop-in's hook path must exist somewhere."""
 
+    @unittest.skipIf(os.path.exists("/usr/bin/seestack-hook"),
+                     "the package is installed here (as in the e2e containers): the hook exists on the host")
     def test_warns_when_the_hook_exists_nowhere(self):
-        self.assertFalse(os.path.exists("/usr/bin/seestack-hook"), "this test needs a host without the package")
         done = self.hook("enable", "backup.timer", "--root", self.root)
         self.assertEqual(done.returncode, 0, done.stderr)
         warning = [line for line in done.stderr.splitlines() if "/usr/bin/seestack-hook" in line]
