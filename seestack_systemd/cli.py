@@ -109,7 +109,7 @@ def cmd_finish(opts, environ, out: Output) -> int:
     _warn(cfg, out)
     if problem:
         out.log("warning", f"{slug}: {problem}; durationMs comes from systemd or is null")
-    return _delivered(deliver(cfg, run, out.log), bool(opts.get("strict")), cfg.spool_dir, run.run_id)
+    return _delivered(deliver(cfg, run, out.log), bool(opts.get("strict")))
 
 
 def cmd_ping(opts, environ, out: Output) -> int:
@@ -131,7 +131,7 @@ def cmd_ping(opts, environ, out: Output) -> int:
               now - duration / 1000 if duration is not None else None, opts.get("message"), os.uname().nodename,
               {"manual": {"command": "ping"}})
     # An operator's check: unlike the hooks, it exits non-zero when the heartbeat did not get through.
-    return _delivered(deliver(cfg, run, out.log), True, cfg.spool_dir, run.run_id)
+    return _delivered(deliver(cfg, run, out.log), True)
 
 
 def cmd_run(opts, environ, out: Output) -> int:
@@ -238,7 +238,7 @@ def cmd_check(opts, environ, out: Output) -> int:
 
         run = Run(check_slug(opts["send"]), "success", new_run_id(), time.time(), 0, None,
                   "seestack-hook check --send", os.uname().nodename, {"manual": {"command": "check"}})
-        return _delivered(deliver(cfg, run, out.log), True, cfg.spool_dir, run.run_id)
+        return _delivered(deliver(cfg, run, out.log), True)
     return EX_OK
 
 
@@ -372,20 +372,12 @@ def _warn(cfg, out: Output) -> None:
         out.log("warning", f"sending the API key over plain http:// to {cfg.endpoint} (allow_insecure_http = yes)")
 
 
-def _delivered(delivery, strict: bool, spool_dir: str, run_id: str) -> int:
+def _delivered(delivery, strict: bool) -> int:
     """0 when delivered, or whatever happened unless ``strict``; else 75 when the
     heartbeat waits in the spool for a replay, or 1 (refused, or lost: it could not be spooled)."""
-    from . import spool
-
     if delivery.delivered or not strict:
         return EX_OK
-    if delivery.outcome != "temporary":
-        return EX_FAIL
-    try:
-        kept = any(name.endswith(f"-{run_id}{spool.SUFFIX}") for name in spool.entries(spool_dir))
-    except SeestackError:
-        kept = False
-    return EX_TEMPFAIL if kept else EX_FAIL
+    return EX_TEMPFAIL if delivery.spooled else EX_FAIL
 
 
 def _settle_std_streams() -> None:

@@ -44,6 +44,7 @@ class Delivery(Record):
     detail: str
     status: int | None = None
     attempts: int = 0
+    spooled: bool = False  # a kept heartbeat really went into the spool (else it is lost)
 
     @property
     def delivered(self) -> bool:
@@ -102,7 +103,7 @@ def deliver(config: Config, run: Run, log: Callable[[str, str], None]) -> Delive
     if delivery.delivered:
         log("info", f"{run.slug}: {run.status} heartbeat {delivery.detail} in {took:.2f}s")
     elif delivery.outcome == "temporary":
-        where = _spool(config, run, body, log)
+        delivery.spooled, where = _spool(config, run, body, log)
         log("warning", f"{run.slug}: heartbeat not delivered after {delivery.attempts} attempt(s) in {took:.1f}s:"
                        f" {delivery.detail}; {where}")
     else:
@@ -153,18 +154,18 @@ def _slug_of(body: bytes) -> str:
         return "?"
 
 
-def _spool(config: Config, run: Run, body: bytes, log: Callable[[str, str], None]) -> str:
+def _spool(config: Config, run: Run, body: bytes, log: Callable[[str, str], None]) -> tuple[bool, str]:
     try:
         if os.path.dirname(config.spool_dir.rstrip("/")) == config.data_dir.rstrip("/"):
             secure_dir(config.data_dir, setting="data_dir")  # a planted link there would redirect the spool
         dropped = spool.put(config.spool_dir, run.run_id, body, run.finished_at,
                             config.spool_max_files, config.spool_max_bytes)
     except StateError as e:
-        return f"and it could not be spooled, so it is lost: {e}"
+        return False, f"and it could not be spooled, so it is lost: {e}"
     if dropped:
         log("warning", f"spool full ({config.spool_max_files} files / {config.spool_max_bytes} bytes):"
                        f" dropped the {dropped} oldest heartbeat(s)")
-    return f"spooled in {config.spool_dir} for replay"
+    return True, f"spooled in {config.spool_dir} for replay"
 
 
 def last_dir(config: Config) -> str:
