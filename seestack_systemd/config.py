@@ -94,6 +94,7 @@ class Config:
         self.api_key_source = ""
         self.config_file: str | None = None
         self.config_default = DEFAULT_CONFIG_FILE  # where the file is looked for, named in errors
+        self.config_source = "default"  # who named config_file: "command line", "environment $SEESTACK_CONFIG"
         self.sources: dict[str, str] = {}
         self.warnings: list[str] = []
         self.environment_trusted = True  # False for a root hook, which reads no SEESTACK_* variable
@@ -126,6 +127,13 @@ class Config:
                 f" {self.config_file or self.config_default}{other}"
             )
         return self.api_key
+
+    def send_warnings(self) -> list[str]:
+        """The warnings a command that sends shows: the settings' own, and the key going out in clear."""
+        found = list(self.warnings)
+        if self.endpoint and self.endpoint.startswith("http://") and self.allow_insecure_http:
+            found.append(f"sending the API key over plain http:// to {self.endpoint} (allow_insecure_http = yes)")
+        return found
 
     def key_hint(self) -> str:
         """How ``check`` shows the key: its source and last four characters."""
@@ -173,11 +181,6 @@ def _convert(name: str, raw: str, where: str):
     if kind == "path" and value and not value.startswith("/"):
         raise ConfigError(f"{where}: {name} = {value!r} must be an absolute path")
     return value
-
-
-def ignored_variables(environ: dict[str, str]) -> list[str]:
-    """The SEESTACK_* variables a root hook found and did not use, sorted."""
-    return sorted(name for name in environ if name.startswith("SEESTACK_"))
 
 
 def cli_flag(name: str) -> str:
@@ -254,6 +257,8 @@ def _load(environ: dict[str, str], given: dict[str, str | None] | None, with_key
     config.config_file = path if text else None
     config.config_default = place["config"]
     config.sources = sources
+    config.config_source = "command line" if flags.get("config") else \
+        "environment $SEESTACK_CONFIG" if environ.get("SEESTACK_CONFIG") else "default"
     config.warnings = warnings
     config.environment_trusted = trust_environment
     if with_key:

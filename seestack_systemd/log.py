@@ -1,4 +1,5 @@
-"""Log lines on stderr, with sd-daemon priority prefixes when stderr is the journal."""
+"""The standard streams: log lines on stderr, with sd-daemon priority prefixes when stderr
+is the journal, and a safe last flush."""
 
 from __future__ import annotations
 
@@ -6,6 +7,10 @@ import os
 import sys
 
 from .grammar import PROG
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs the hooks an import
+    from typing import Iterable
 
 
 class Output:
@@ -28,6 +33,11 @@ class Output:
         except OSError:  # a broken or closed stderr must not change how the command ends
             pass
 
+    def warn(self, lines: Iterable[str]) -> None:
+        """Each of ``lines`` as a warning."""
+        for line in lines:
+            self.log("warning", line)
+
 
 def _stderr_is_journal(value: str) -> bool:
     dev, _, ino = value.partition(":")
@@ -36,3 +46,19 @@ def _stderr_is_journal(value: str) -> bool:
         return dev.isdigit() and ino.isdigit() and (st.st_dev, st.st_ino) == (int(dev), int(ino))
     except OSError:
         return False
+
+
+def settle_std_streams() -> None:
+    """Flush stdout/stderr now; when one is broken, point it at /dev/null so the exit-time
+    flush cannot turn the command's status into Python's 120."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):
+            try:
+                fd = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(fd, stream.fileno())
+                os.close(fd)
+            except (OSError, ValueError):
+                pass

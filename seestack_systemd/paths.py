@@ -16,17 +16,23 @@ from __future__ import annotations
 
 import os
 
+from .errors import UsageError
+
 SYSTEM = {"config": "/etc/seestack/seestack.conf", "state_dir": "/run/seestack", "data_dir": "/var/lib/seestack"}
 HOOK_PATH = "/usr/bin/seestack-hook"  # the Debian package's command
 
 
-def find_hook(argv0: str, executable: str) -> str | None:
+def find_hook(argv0: str, executable: str, root: str | None = None) -> str:
     """The absolute path of the running install's ``seestack-hook``, which a drop-in will
     call: the command itself, else the one beside the interpreter (a venv's bin/), else
-    /usr/bin/seestack-hook; None when none of them exists."""
+    /usr/bin/seestack-hook (for a staging ``root``, even when it is not on this host)."""
     candidates = [os.path.abspath(argv0)] if os.path.basename(argv0) == "seestack-hook" else []
     candidates += [os.path.join(os.path.dirname(executable), "seestack-hook"), HOOK_PATH]
-    return next((c for c in candidates if os.path.isfile(c) and os.access(c, os.X_OK)), None)
+    found = next((c for c in candidates if os.path.isfile(c) and os.access(c, os.X_OK)), None)
+    if found is None and not root:
+        raise UsageError(f"no seestack-hook command found (beside {executable}, or {HOOK_PATH}):"
+                         " run enable with the seestack-hook of the install that should run the hooks")
+    return found or HOOK_PATH
 
 
 def missing_hook(hook: str, root: str | None) -> str | None:

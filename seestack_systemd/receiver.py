@@ -21,6 +21,8 @@ from collections import deque
 from typing import Any, Iterable, List, Mapping, Optional, Tuple, Union
 
 from .contract import INGEST_PATH
+from .endpoint import parse_endpoint
+from .errors import ConfigError, SeestackError, UsageError
 from .ingest_server import IngestServer
 from .printer import Request, format_line, jsonl_entry
 from .replies import Reply, as_reply, parse_replies, reply_payload
@@ -32,6 +34,41 @@ __all__ = ["INGEST_PATH", "Receiver", "Reply", "Request", "format_line", "parse_
 _POLL_INTERVAL = 0.05
 # Bounds how long stop() waits for handler threads after releasing them.
 _JOIN_TIMEOUT = 2.0
+
+
+def parse_listen(text: str) -> Tuple[str, int]:
+    """``receive --listen HOST:PORT`` as (host, port); a bare ``:PORT`` is loopback."""
+    host, _, port = text.rpartition(":")
+    if not port.isdigit():
+        raise UsageError(f"--listen {text!r}: use HOST:PORT, e.g. 127.0.0.1:8099")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def endpoint_hint(endpoint: str) -> Tuple[str, bool]:
+    """The config line that points the agent at ``endpoint``, and whether it needs
+    allow_insecure_http (plain http:// off loopback, which the agent otherwise refuses)."""
+    try:
+        parse_endpoint(endpoint)
+    except ConfigError:
+        return f"endpoint = {endpoint} with allow_insecure_http = yes (plain http:// off loopback)", True
+    return f"endpoint = {endpoint}", False
+
+
+def listen(address: str, replies: str, jsonl: Optional[str], out: Any) -> "Receiver":
+    """The ``receive`` server on ``address`` (HOST:PORT), with its ``--reply`` script and
+    ``--jsonl`` file; each problem is one line that says what to change."""
+    host, port = parse_listen(address)
+    try:
+        script = parse_replies(replies) if replies else []
+    except ValueError as e:
+        raise UsageError(f"--reply: {e}") from None
+    try:
+        return Receiver(host, port, replies=script, jsonl=jsonl, out=out)
+    except OSError as e:
+        if jsonl and e.filename == jsonl:  # open() names its file; bind() names none
+            raise SeestackError(f"cannot open the --jsonl file {jsonl}: {e.strerror or e}; give a file in a"
+                                " directory that exists and that you can write") from None
+        raise SeestackError(f"cannot listen on {address}: {e.strerror or e}") from None
 
 
 class _WaitTimeout(AssertionError, TimeoutError):

@@ -112,6 +112,18 @@ def deliver(config: Config, run: Run, log: Callable[[str, str], None]) -> Delive
     return delivery
 
 
+def flush(config: Config, log: Callable[[str, str], None]) -> spool.FlushResult | None:
+    """``seestack-hook flush``: replay the spool within ``config.deadline``; None when it
+    is empty (the flush timer's usual case, also before any endpoint is configured)."""
+    if not spool.entries(config.spool_dir):
+        return None
+    client = connect(config)
+    try:
+        return replay(config, client, time.monotonic() + config.deadline, log)
+    finally:
+        client.close()
+
+
 def replay(config: Config, client: Client, deadline_at: float, log: Callable[[str, str], None]) -> spool.FlushResult:
     """Deliver what the spool holds, oldest first, before ``deadline_at``."""
     def settled(run_id: str, slug: str, outcome: str, detail: str) -> None:

@@ -58,3 +58,15 @@ def _write_private(path: str, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
+
+
+def instructions(setup: Scratch) -> List[str]:
+    """What ``receive --try`` prints: the lines to paste into another shell, and what next."""
+    return [
+        f"# A scratch setup in {setup.directory}: paste these lines into another shell, so that nothing",
+        "# touches the production config, state or spool (any user can):",
+        *setup.exports,
+        "# then: seestack-hook check --send demo",
+        f"# the hooks as root read no environment: start|finish --config {setup.config_file} SLUG",
+        f"# when done: rm -r {setup.directory}",
+    ]

@@ -13,15 +13,29 @@ from __future__ import annotations
 import os
 import stat
 TYPE_CHECKING = False
-if TYPE_CHECKING:  # typing costs the hooks, which import loader_variables, an import
+if TYPE_CHECKING:  # typing costs the hooks, which import hook_notes, an import
     from typing import Mapping, Sequence
 
 SHOW_TIMEOUT_S = 10.0
 
 
-def loader_variables(environ: Mapping[str, str]) -> list[str]:
-    """The dynamic loader's variables (``LD_*``) set in ``environ``, sorted."""
-    return sorted(name for name in environ if name.startswith("LD_"))
+def hook_notes(environ: Mapping[str, str], config_file: str) -> list[str]:
+    """What a root hook says of the unit's environment (``finish``, once per run): the
+    SEESTACK_* variables it did not take, and the loader's (``LD_*``), already taken
+    before any of its code ran."""
+    notes = []
+    ignored = ", ".join(sorted(name for name in environ if name.startswith("SEESTACK_")))
+    if ignored and "INVOCATION_ID" in environ:
+        notes.append(f"ignoring {ignored} from the unit's environment: a root hook takes its settings only from"
+                     f" {config_file} and the drop-in's flags (seestack-hook enable UNIT --deadline ...)")
+    elif ignored:  # not run by systemd: a root shell's own variables, as untrusted as a unit's
+        notes.append(f"start/finish as root read only {config_file} and their flags: ignoring {ignored};"
+                     " use --config, --endpoint, --api-key-file ... instead")
+    loader = ", ".join(sorted(name for name in environ if name.startswith("LD_")))
+    if loader:
+        notes.append(f"the unit's environment sets {loader}, which the dynamic loader honours in this root hook"
+                     " before any of its code runs: set them only in files root owns")
+    return notes
 
 
 def path_risks(path: str, top: str = "/") -> list[str]:
@@ -81,7 +95,7 @@ def _owner(uid: int) -> str:
 def environment_files(units: Sequence[str]) -> dict[str, list[str]]:
     """unit -> the paths of its ``EnvironmentFile=`` settings, as systemd loaded them
     (``{}`` for a unit systemd could not show)."""
-    import subprocess  # the hooks import this module only for loader_variables
+    import subprocess  # the hooks import this module only for hook_notes
 
     from .programs import run as run_program
 

@@ -13,7 +13,7 @@ from typing import Dict, List, Mapping, NamedTuple, Optional, Tuple
 from .errors import StateError, UsageError
 from .dropin import dropin_flags, render, read_dropin, slug_in
 from .files import atomic_write
-from .paths import HOOK_PATH
+from .paths import HOOK_PATH, missing_hook
 from .slug import expand, slug_from_name
 
 DROPIN_NAME = "seestack.conf"
@@ -226,6 +226,7 @@ def enable(unit: str, slug: Optional[str], root: Optional[str] = None, user: boo
     if hook != HOOK_PATH:
         warnings.append(f"the drop-in calls {hook}, not {HOOK_PATH}: it stops reporting if that install is"
                         " moved or removed; the Debian package installs " + HOOK_PATH)
+    warnings += [w for w in [missing_hook(hook, root)] if w]
     if os.path.lexists(path) and current is None:
         raise UsageError(f"{path} exists and was not written by seestack-hook: move it away first")
     if current == slug:

@@ -191,6 +191,9 @@ class HookFlow(HookTestCase):
         done = self.hook("check", "--send", "job")
         self.assertEqual(done.returncode, 0, done.stderr)
         self.assertIn("[environment $SEESTACK_ENDPOINT]", done.stdout)
+        # The config file line names who chose the file, like every other line (here /dev/null: empty).
+        self.assertEqual(done.stdout.splitlines()[0].split(),
+                         ["config", "file", "(empty;", "defaults", "apply)", "[environment", "$SEESTACK_CONFIG]"])
         self.assertIn("…" + API_KEY[-4:], done.stdout)
         self.assertNoKey(done.stdout, done.stderr)
         self.receiver.wait_for(1)
