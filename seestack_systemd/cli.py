@@ -87,7 +87,8 @@ def cmd_finish(opts, environ, out: Output) -> int:
         raise
     record, problem = state.take(cfg.state_dir, slug, env.invocation_id)
     # The unit's journal tail is read first: our own warnings must not become the job's "last line".
-    run = systemd.finished_run(slug, env, record, cfg, opts.get("status"), os.uname().nodename, os.geteuid() != 0)
+    run = systemd.finished_run(slug, env, record, cfg, opts.get("status"), os.uname().nodename,
+                               environ if os.geteuid() != 0 else None)  # a user's own unit: its manager
     out.warn(cfg.send_warnings())
     if problem:
         out.log("warning", f"{slug}: {problem}; durationMs comes from systemd or is null")
@@ -208,6 +209,7 @@ def cmd_units(opts, environ, out: Output) -> int:
     from . import config, units
 
     root, user = opts.get("root"), bool(opts.get("user"))
+    session = environ if user else None  # whose systemd manager systemctl talks to (None: the system's)
     if opts["command"] == "list":
         from .listing import list_lines
 
@@ -228,10 +230,10 @@ def cmd_units(opts, environ, out: Output) -> int:
     else:
         change = units.disable(str(opts["unit"]), root=root, user=user, environ=environ)
     if change.changed and reload:
-        units.daemon_reload(user)
+        units.daemon_reload(session)
     print(change.text)
     if user and reload and opts["command"] == "enable":
-        change.warnings += units.enable_user_flush()
+        change.warnings += units.enable_user_flush(environ)
     out.warn(change.warnings)
     return EX_OK
 

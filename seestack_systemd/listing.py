@@ -13,8 +13,8 @@ from .config import Config
 from .errors import StateError, UsageError
 from .nextrun import next_elapse_now
 from .slug import expand, slug_from_name
-from .units import (OWN_TIMER, USER_MANAGER_HINT, Monitored, _systemctl, _timer_unit_from_file, instance_of, monitored,
-                    unit_dirs)
+from .units import (OWN_TIMER, USER_MANAGER_HINT, Monitored, timer_unit_from_file, instance_of, monitored,
+                    systemctl, unit_dirs)
 
 SENT_WORDS = {"delivered": "delivered", "duplicate": "delivered", "temporary": "spooled"}
 # LoadState values of a timer that systemd will not run, in the operator's words.
@@ -32,7 +32,7 @@ def timers(root: Optional[str], user: bool, environ: Mapping[str, str]) -> Dict[
             found_files = glob.glob(os.path.join(d, "*.timer")) + glob.glob(os.path.join(d, "*.wants", "*.timer"))
             for path in sorted(found_files):
                 name = os.path.basename(path)
-                unit = _timer_unit_from_file(path) if os.path.exists(path) else None
+                unit = timer_unit_from_file(path) if os.path.exists(path) else None
                 if "@" in name and not name.endswith("@.timer"):
                     unit = instance_of(unit, name.partition("@")[2][: -len(".timer")]) if unit and "@." in unit \
                         else unit
@@ -41,12 +41,13 @@ def timers(root: Optional[str], user: bool, environ: Mapping[str, str]) -> Dict[
                                         "LoadState": "masked" if masked else "loaded", "ActiveState": "active"})
         return found
     # Loaded timers (instances too) and installed ones: systemd unloads an idle timer nothing references.
-    listed = _systemctl(user, "list-units", "--type=timer", "--all", "--no-legend", "--plain", "--no-pager")
+    session = environ if user else None
+    listed = systemctl(session, "list-units", "--type=timer", "--all", "--no-legend", "--plain", "--no-pager")
     if listed.returncode:
         first = (listed.stderr.strip().splitlines() or ["no output"])[0]
         hint = USER_MANAGER_HINT if user else "--root DIR lists from the unit files instead"
         raise StateError(f"systemctl{' --user' if user else ''} list-units failed: {first}; {hint}")
-    files = _systemctl(user, "list-unit-files", "--type=timer", "--no-legend", "--no-pager").stdout
+    files = systemctl(session, "list-unit-files", "--type=timer", "--no-legend", "--no-pager").stdout
     words = [line.split()[0] for line in (listed.stdout + "\n" + files).splitlines() if line.split()]
     names = sorted({w for w in words if w.endswith(".timer")})
     # systemctl show takes no template names (x@.timer): they stand for their instances.
@@ -55,13 +56,14 @@ def timers(root: Optional[str], user: bool, environ: Mapping[str, str]) -> Dict[
     loaded = [name for name in names if "@." not in name]
     props = ["Id", "Unit", "LoadState", "ActiveState", "UnitFileState", "NextElapseUSecRealtime",
              "NextElapseUSecMonotonic"]
-    found.update(zip(loaded, show_units(user, loaded, props) if loaded else []))
+    found.update(zip(loaded, show_units(session, loaded, props) if loaded else []))
     return found
 
 
-def show_units(user: bool, names: Sequence[str], properties: Sequence[str]) -> List[Dict[str, str]]:
-    """``systemctl [--user] show`` of several units: one dict per unit, in order."""
-    done = _systemctl(user, "show", "--no-pager", "-p", ",".join(properties), "--", *names)
+def show_units(session: Optional[Mapping[str, str]], names: Sequence[str],
+               properties: Sequence[str]) -> List[Dict[str, str]]:
+    """``systemctl show`` of several units (``session``: see units.systemctl): one dict per unit, in order."""
+    done = systemctl(session, "show", "--no-pager", "-p", ",".join(properties), "--", *names)
     blocks = done.stdout.split("\n\n")
     return [dict(line.partition("=")[::2]
                  for line in (blocks[i] if i < len(blocks) else "").splitlines() if "=" in line)
@@ -190,7 +192,8 @@ def list_lines(config: Config, root: Optional[str] = None, user: bool = False, s
     missing: Optional[Dict[str, Optional[Dict[str, str]]]] = {} if systemd_up else None
     wanted = sorted({e.timer for e in entries if e.timer and e.timer not in timers_found})
     if wanted and missing is not None and not root:
-        for name, props in zip(wanted, show_units(user, wanted, ["LoadState", "ActiveState", "UnitFileState"])):
+        states = show_units(environ if user else None, wanted, ["LoadState", "ActiveState", "UnitFileState"])
+        for name, props in zip(wanted, states):
             missing[name] = props or None  # type: ignore[index]
     rows, warnings, shown = unit_rows(entries, timers_found, last, missing)
     lines += rows or ["(no monitored units: add one with 'seestack-hook enable NAME.timer')"]

@@ -15,6 +15,10 @@ from .heartbeat import MESSAGE_LIMIT_BYTES, TRUNCATION_MARK, Run
 from .record import Record
 from .state import StartRecord, current_boot_id
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs every finish an import
+    from typing import Mapping
+
 # The journal can get a job's last lines a little after its exit: re-read until
 # two reads agree, waiting this long between reads, at most this many times.
 JOURNAL_SETTLE_S = 0.05
@@ -103,16 +107,17 @@ def summary(env: StopEnv) -> str:
     return f"{result}: {ended or words or 'the run failed'}"
 
 
-def show(units: list[str], properties: list[str], user: bool = False) -> list[dict[str, str]]:
-    """``systemctl [--user] show`` for several units in one call; one dict per unit ({} on failure)."""
+def show(units: list[str], properties: list[str], session: Mapping[str, str] | None = None) -> list[dict[str, str]]:
+    """``systemctl show`` for several units in one call; one dict per unit ({} on failure).
+    ``session``: the environment of the user whose manager to ask (``--user``); None: the system's."""
     import subprocess  # only hooks given a unit pay for it
 
     from . import programs
 
     try:
-        out = programs.run("systemctl", [*(["--user"] if user else []), "show", "--no-pager", "-p",
+        out = programs.run("systemctl", [*(["--user"] if session is not None else []), "show", "--no-pager", "-p",
                                          ",".join(properties), "--", *units],
-                           timeout=SYSTEMCTL_TIMEOUT_S, text=True, session=os.environ if user else None).stdout
+                           timeout=SYSTEMCTL_TIMEOUT_S, text=True, session=session).stdout
     except (OSError, subprocess.SubprocessError):
         return [{} for _ in units]
     blocks = out.split("\n\n")
@@ -127,7 +132,7 @@ def show(units: list[str], properties: list[str], user: bool = False) -> list[di
     return result
 
 
-def unit_facts(unit: str, user: bool = False) -> dict[str, str]:
+def unit_facts(unit: str, session: Mapping[str, str] | None = None) -> dict[str, str]:
     """The unit's invocation, start timestamps and triggering timer (with its schedule and,
     as ``nextRunAt``, its next elapse in Unix time)."""
     from .nextrun import next_elapse_now, next_run_at, systemd_calendar_next
@@ -137,10 +142,10 @@ def unit_facts(unit: str, user: bool = False) -> dict[str, str]:
     props = ["Id", "InvocationID", "TriggeredBy", "InactiveExitTimestampMonotonic",
              "ExecMainStartTimestampMonotonic", "TimersCalendar", "TimersMonotonic", "RandomizedDelayUSec",
              "NextElapseUSecRealtime", "NextElapseUSecMonotonic"]
-    own, timer = show([unit, guess], props, user)
+    own, timer = show([unit, guess], props, session)
     trigger = next((t for t in own.get("TriggeredBy", "").split() if t.endswith(".timer")), "")
     if trigger and trigger != guess:
-        timer = show([trigger], props, user)[0]
+        timer = show([trigger], props, session)[0]
     facts = {k: own[k] for k in props[:5] if own.get(k)}
     if trigger:
         facts["trigger"] = trigger
@@ -221,18 +226,19 @@ def finished_run(
     config: Config,
     status: str | None = None,
     host: str | None = None,
-    user: bool = False,
+    session: Mapping[str, str] | None = None,
 ) -> Run:
     """The heartbeat for a run that just stopped: status from $SERVICE_RESULT (``status``
     when outside systemd), duration from the start record or else from systemd, a
     message a person reads in an alert, the ``source.systemd`` context and, for a timer's
-    run, ``nextRunAt``. ``user``: the unit is a user manager's."""
+    run, ``nextRunAt``. ``session``: the environment of the user whose manager runs the
+    unit (None: the system manager's)."""
     now_wall, now_mono = time.time(), time.monotonic()
     if env.service_result:
         # exec-condition: ExecCondition= chose to skip this run; systemd counts that as success.
         status = "success" if env.service_result in ("success", "exec-condition") else "failed"
     status = status or "success"
-    facts = unit_facts(env.unit, user) if env.unit and env.invocation_id else {}
+    facts = unit_facts(env.unit, session) if env.unit and env.invocation_id else {}
 
     duration = started_at = None
     if record:

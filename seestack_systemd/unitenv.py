@@ -162,12 +162,12 @@ FIX = "make the file and its directories root's (chown root:root; chmod go-w), o
 def unit_env_risks(service: str, root: str | None, user: bool, environ: Mapping[str, str]) -> list[str]:
     """Why the root hooks must not run with ``service``'s environment ([] when they may).
     User units run their hooks as the user: no privilege to gain there."""
-    from .units import _unit_file
+    from .units import unit_file
 
     if user:
         return []
     if root or "@." in service:  # systemctl shows no template: read its files
-        return unit_risks(environment_files_in(root or "/", _unit_file(root, False, service, environ)), root or "/")
+        return unit_risks(environment_files_in(root or "/", unit_file(root, False, service, environ)), root or "/")
     return unit_risks(environment_files([service]).get(service, []))
 
 

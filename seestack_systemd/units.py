@@ -53,27 +53,28 @@ def _config_dir(root: Optional[str], user: bool, environ: Mapping[str, str]) -> 
     return os.path.join(root or "/", "etc/systemd/system")
 
 
-def _systemctl(user: bool, *args: str) -> subprocess.CompletedProcess:
+def systemctl(session: Optional[Mapping[str, str]], *args: str) -> subprocess.CompletedProcess:
+    """``systemctl`` (``--user`` for the manager of the user whose environment is ``session``)."""
     from . import programs
 
     try:
-        return programs.run("systemctl", [*(["--user"] if user else []), *args], timeout=30, text=True,
-                            session=os.environ if user else None)
+        return programs.run("systemctl", [*(["--user"] if session is not None else []), *args], timeout=30,
+                            text=True, session=session)
     except FileNotFoundError:
         raise StateError("systemctl was not found: is this a systemd machine? (--root DIR works without it)") from None
 
 
-def daemon_reload(user: bool = False) -> None:
+def daemon_reload(session: Optional[Mapping[str, str]] = None) -> None:
     """``systemctl daemon-reload``, so systemd sees the new or removed drop-in."""
-    done = _systemctl(user, "daemon-reload")
+    done = systemctl(session, "daemon-reload")
     if done.returncode:
         raise StateError(f"systemctl daemon-reload failed: {done.stderr.strip()}")
 
 
-def enable_user_flush() -> List[str]:
+def enable_user_flush(session: Mapping[str, str]) -> List[str]:
     """Enable and start the user's seestack-flush.timer, which replays the user's spool;
-    the warning to show when that cannot be done."""
-    done = _systemctl(True, "enable", "--now", OWN_TIMER)
+    the warning to show when that cannot be done. ``session``: the user's environment."""
+    done = systemctl(session, "enable", "--now", OWN_TIMER)
     if done.returncode == 0:
         return []
     first = (done.stderr.strip().splitlines() or ["no output"])[0]
@@ -95,7 +96,7 @@ def unit_dirs(root: Optional[str], user: bool, environ: Mapping[str, str]) -> Li
     return ([_config_dir(root, user, environ)] if user else []) + [os.path.join(root or "/", d) for d in shared]
 
 
-def _unit_file(root: Optional[str], user: bool, unit: str, environ: Mapping[str, str]) -> Optional[str]:
+def unit_file(root: Optional[str], user: bool, unit: str, environ: Mapping[str, str]) -> Optional[str]:
     """Where a staging root holds ``unit`` (or its template), or None."""
     dirs = unit_dirs(root, user, environ)
     names = [unit]
@@ -115,28 +116,28 @@ def resolve(unit: str, root: Optional[str], user: bool, environ: Mapping[str, st
     timer = unit if unit.endswith(".timer") else None
     if unit.endswith("@.timer"):
         # A template timer: its instances trigger the instances of a template service.
-        path = _unit_file(root, user, unit, environ)
+        path = unit_file(root, user, unit, environ)
         if not path:
             raise UsageError(f"template unit {unit} not found")
-        return _timer_unit_from_file(path) or unit[: -len(".timer")] + ".service", unit
+        return timer_unit_from_file(path) or unit[: -len(".timer")] + ".service", unit
     if root:
-        path = _unit_file(root, user, unit, environ)
+        path = unit_file(root, user, unit, environ)
         if not path:
             raise UsageError(f"unit {unit} not found under {root}")
         if timer:
-            service = _timer_unit_from_file(path) or unit[: -len(".timer")] + ".service"
-            if not _unit_file(root, user, service, environ):
+            service = timer_unit_from_file(path) or unit[: -len(".timer")] + ".service"
+            if not unit_file(root, user, service, environ):
                 raise UsageError(f"{timer} triggers {service}, which is not found under {root}")
             return service, timer
         timer = unit[: -len(".service")] + ".timer"
-        return unit, timer if _unit_file(root, user, timer, environ) else None
+        return unit, timer if unit_file(root, user, timer, environ) else None
     if unit.endswith("@.service"):
         # systemctl show takes no template names: look for the template's file.
-        if not _unit_file(None, user, unit, environ):
+        if not unit_file(None, user, unit, environ):
             raise UsageError(f"template unit {unit} not found")
         timer = unit[: -len(".service")] + ".timer"
-        return unit, timer if _unit_file(None, user, timer, environ) else None
-    props = _show(user, unit, ["LoadState", "Unit", "TriggeredBy"])
+        return unit, timer if unit_file(None, user, timer, environ) else None
+    props = _show(environ if user else None, unit, ["LoadState", "Unit", "TriggeredBy"])
     if props.get("LoadState") in ("not-found", "", None):
         raise UsageError(f"unit {unit} not found: check the name with 'systemctl list-unit-files {unit}'")
     if timer:
@@ -145,7 +146,7 @@ def resolve(unit: str, root: Optional[str], user: bool, environ: Mapping[str, st
     return unit, next((t for t in props.get("TriggeredBy", "").split() if t.endswith(".timer")), None)
 
 
-def _timer_unit_from_file(path: str) -> Optional[str]:
+def timer_unit_from_file(path: str) -> Optional[str]:
     with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
             key, _, value = line.partition("=")
@@ -154,8 +155,9 @@ def _timer_unit_from_file(path: str) -> Optional[str]:
     return None
 
 
-def _show(user: bool, unit: str, properties: List[str]) -> Dict[str, str]:
-    done = _systemctl(user, "show", "--no-pager", "-p", ",".join(properties), "--", unit)
+def _show(session: Optional[Mapping[str, str]], unit: str, properties: List[str]) -> Dict[str, str]:
+    user = session is not None
+    done = systemctl(session, "show", "--no-pager", "-p", ",".join(properties), "--", unit)
     if done.returncode:
         first = (done.stderr.strip().splitlines() or ["no output"])[0]
         hint = USER_MANAGER_HINT if user else "on a machine without systemd running, --root DIR works on the unit files"
@@ -255,11 +257,11 @@ def disable(unit: str, root: Optional[str] = None, user: bool = False, environ: 
     unit = normalize_unit(unit)
     service = unit
     if unit.endswith("@.timer"):
-        service = _timer_unit_from_file(_unit_file(root, user, unit, environ) or "/nonexistent") or \
+        service = timer_unit_from_file(unit_file(root, user, unit, environ) or "/nonexistent") or \
             unit[: -len(".timer")] + ".service"
     elif unit.endswith(".timer"):
-        service = (_timer_unit_from_file(_unit_file(root, user, unit, environ) or "/nonexistent") if root else
-                   _show(user, unit, ["Unit"]).get("Unit")) or unit[: -len(".timer")] + ".service"
+        service = (timer_unit_from_file(unit_file(root, user, unit, environ) or "/nonexistent") if root else
+                   _show(environ if user else None, unit, ["Unit"]).get("Unit")) or unit[: -len(".timer")] + ".service"
     path = dropin_path(service, root, user, environ)
     if slug_in(path) is None:
         if os.path.lexists(path):
