@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import Any, AsyncGenerator, Callable, Dict, Generator, Optional, Tuple
 
 from . import config as config_mod
+from .errors import ConfigError, SeestackError
 from .heartbeat import Run, check_status
 from .report import deliver
 from .slug import check_slug
@@ -39,6 +40,12 @@ def configure(**settings: Any) -> None:
     unknown = sorted(set(settings) - known)
     if unknown:
         raise ValueError(f"unknown setting(s) {', '.join(unknown)}: known ones are {', '.join(sorted(known))}")
+    for name, value in settings.items():
+        if name in config_mod.SETTINGS and value is not None:
+            try:  # a bad value in code is the developer's to fix now, not a log line at each finish
+                config_mod.convert(name, str(value), _argument(name))
+            except ConfigError as e:
+                raise ValueError(str(e)) from None
     if not settings:
         _overrides.clear()
     _overrides.update(settings)
@@ -90,8 +97,11 @@ def finish_job(handle: JobHandle, status: str, message: Optional[str] = None) ->
               message, os.uname().nodename, {"library": {"pid": os.getpid()}})
     try:
         return deliver(_config(), run, lambda level, text: logger.log(_LEVELS[level], "%s", text)).delivered
-    except Exception as e:  # noqa: BLE001 - monitoring must never break the job
-        logger.error("seestack: %s: heartbeat not sent: %s", handle.slug, e)
+    except Exception as e:  # noqa: BLE001 - the library's one boundary: monitoring must never break the job
+        # The logger's name already says whose line this is: no "seestack:" prefix of our own.
+        known = isinstance(e, (SeestackError, OSError))
+        why = e if known else f"internal error {type(e).__name__}: {e}; please report it"
+        logger.error("%s: heartbeat not sent: %s", handle.slug, why)
         return False
 
 

@@ -17,9 +17,17 @@ def parse_file(path: str, text: str) -> dict[str, str]:
         parser.read_string(text, source=path)
     except configparser.MissingSectionHeaderError:
         raise ConfigError(f"{path}: settings must follow a [{SECTION}] line") from None
+    except configparser.ParsingError as e:
+        # Not the line itself: a key pasted on a line of its own would be in the journal.
+        number = e.errors[0][0] if e.errors else 0
+        raise ConfigError(f"{path}, line {number} is not a 'name = value' setting, a comment or a [section];"
+                          " fix it, or make it a comment with #") from None
+    except configparser.DuplicateOptionError as e:
+        raise ConfigError(f"{path}, line {e.lineno}: {e.option} is set twice in [{e.section}]; keep one") from None
+    except configparser.DuplicateSectionError as e:
+        raise ConfigError(f"{path}, line {e.lineno}: a second [{e.section}] section; merge the two") from None
     except configparser.Error as e:
-        first = " ".join(str(e).split())
-        raise ConfigError(f"{path} is not a valid INI file: {first}") from None
+        raise ConfigError(f"{path} is not a valid INI file: {' '.join(str(e).split())}") from None
     if not parser.has_section(SECTION):
         if parser.sections():
             raise ConfigError(f"{path} has no [{SECTION}] section: put the settings under a [{SECTION}] line")

@@ -41,7 +41,7 @@ _FALSE = ("0", "no", "false", "off")
 
 
 # Every setting: (default, kind). The kind says how text from a file, the environment
-# or a flag is checked and converted (see _convert).
+# or a flag is checked and converted (see convert).
 SETTINGS: dict[str, tuple[object, str]] = {
     "endpoint": (None, "text"),
     "timeout": (5.0, "seconds"),
@@ -143,8 +143,9 @@ class Config:
         return f"{shown} from {self.api_key_source}"
 
 
-def _convert(name: str, raw: str, where: str):
-    """Turn a text value into the setting's type, or say clearly what is expected."""
+def convert(name: str, raw: str, where: str):
+    """Turn a text value into the setting's type, or ConfigError saying what is expected
+    (``where``: how the value was given, for the message)."""
     value = raw.strip()
     default, kind = SETTINGS[name]
     if not value:
@@ -243,13 +244,13 @@ def _load(environ: dict[str, str], given: dict[str, str | None] | None, with_key
     warnings.extend(file_notes(path, file_values, [*SETTINGS, "api_key", "api_key_file"]))
     for name, raw in file_values.items():
         if name in SETTINGS:
-            values[name], sources[name] = _convert(name, raw, path), f"config file {path}"
+            values[name], sources[name] = convert(name, raw, path), f"config file {path}"
     for var, name in ENV_SETTINGS.items():
         if environ.get(var):
-            values[name], sources[name] = _convert(name, environ[var], f"${var}"), f"environment ${var}"
+            values[name], sources[name] = convert(name, environ[var], f"${var}"), f"environment ${var}"
     for name, raw in flags.items():
         if name in SETTINGS:
-            values[name], sources[name] = _convert(name, raw, flag_name(name)), "command line"
+            values[name], sources[name] = convert(name, raw, flag_name(name)), "command line"
     for name in ("state_dir", "data_dir"):
         if name not in values and place[name] != SETTINGS[name][0]:
             values[name], sources[name] = place[name], "default for a user (XDG directories)"

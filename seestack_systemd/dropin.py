@@ -28,7 +28,7 @@ DROPIN_FLAGS = (("config", "--config"), ("api_key_file", "--api-key-file"), ("en
 def dropin_flags(settings: Mapping[str, Optional[str]]) -> str:
     """`` --deadline 3 ...`` for the hooks' command lines, each value checked as the hook
     will read it; '' when none is given."""
-    from .config import SETTINGS, _convert, parse_endpoint
+    from .config import SETTINGS, convert, parse_endpoint
 
     words = []
     for name, flag in DROPIN_FLAGS:
@@ -38,7 +38,7 @@ def dropin_flags(settings: Mapping[str, Optional[str]]) -> str:
         if not value or not set(value) <= _FLAG_VALUE:
             raise UsageError(f"{flag} {value!r}: a drop-in flag may hold only letters, digits and ._:/+,=-")
         if name in SETTINGS:
-            _convert(name, value, flag)
+            convert(name, value, flag)
         elif not value.startswith("/"):
             raise UsageError(f"{flag} {value!r} must be an absolute path")
         if name == "endpoint":

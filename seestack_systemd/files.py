@@ -30,7 +30,7 @@ def elsewhere(setting: str | None) -> str:
     """The end of a permission error: which setting moves the directory to one of the user's own."""
     if setting not in _SET_ELSEWHERE:
         return ""
-    return f"; or set {_SET_ELSEWHERE[setting]} to a directory of your own"
+    return f"; to use a directory of your own, set {_SET_ELSEWHERE[setting]}"
 
 
 def secure_dir(path: str, create: bool = True, setting: str | None = None) -> str:

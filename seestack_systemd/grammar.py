@@ -130,14 +130,15 @@ def build_parser():
         parser.commands[name] = p  # type: ignore[attr-defined]
         return p
 
-    strict_help = "exit non-zero on failure (75 undelivered, 78 bad configuration) instead of 0"
+    strict_help = {"start": "exit non-zero when the start cannot be recorded (1, 78 bad configuration) instead of 0",
+                   "finish": "exit non-zero on failure (75 undelivered, 78 bad configuration) instead of 0"}
     for name, text in (("start", "record the start of a run (ExecStartPre=); touches no network"),
                        ("finish", "report the run that just stopped (ExecStopPost=)")):
         p = command(name, text)
         p.add_argument("slug", help="the monitor's slug: lowercase letters, digits and '-'")
         for flag, (dest, allowed, flag_help) in HOOK_GRAMMAR[name].items():
             p.add_argument(flag, dest=dest, choices=allowed, help=flag_help)
-        p.add_argument("--strict", action="store_true", help=strict_help)
+        p.add_argument("--strict", action="store_true", help=strict_help[name])
 
     p = command("ping", "send one heartbeat by hand")
     p.add_argument("slug")
@@ -191,10 +192,10 @@ def build_parser():
                            help="replace monitoring under another slug; or add root hooks to a unit whose"
                                 " EnvironmentFile= root does not own (a warning says the risk)")
         p.add_argument("--root", metavar="DIR", help="operate on a staging root; implies --no-reload")
+        flush = "; also enables the user's seestack-flush.timer" if name == "enable" else ""
         p.add_argument("--user", action="store_true", help="a user unit (~/.config/systemd/user; with --root,"
                        " units also from DIR/etc/systemd/user and DIR/usr/lib/systemd/user); needs the user's"
-                       " systemd manager (a login or loginctl enable-linger); enable also enables the user's"
-                       " seestack-flush.timer")
+                       f" systemd manager (a login or loginctl enable-linger){flush}")
         p.add_argument("--no-reload", action="store_true", help="do not run systemctl daemon-reload")
 
     p = command("list", "show monitored units, their timers and last heartbeats")

@@ -25,6 +25,8 @@ USER_MANAGER_HINT = ("--user needs the user's systemd manager running: log in as
                      " or run 'loginctl enable-linger USER' as root, and have XDG_RUNTIME_DIR=/run/user/UID set;"
                      " or use --root DIR on the unit files")
 UNIT_SUFFIXES = (".service", ".timer")
+# systemd's other unit types: none of them is a job that runs and ends.
+OTHER_UNIT_TYPES = ("socket", "target", "path", "mount", "automount", "swap", "slice", "scope", "device")
 OWN_TIMER = "seestack-flush.timer"  # the agent's own: nothing to monitor there
 EXAMPLE_INSTANCES = ("Main_DB", "db.example.com")  # shown by enable for a template
 
@@ -86,6 +88,10 @@ def normalize_unit(name: str) -> str:
     """``backup`` -> ``backup.service``; refuses anything that is not a plain unit name."""
     if "/" in name or not name or name.startswith("."):
         raise UsageError(f"{name!r} is not a unit name: use NAME.service, NAME.timer or NAME@.service")
+    kind = name.rpartition(".")[2]
+    if kind in OTHER_UNIT_TYPES:
+        raise UsageError(f"{name} is a {kind} unit, which runs no job of its own: give the service it starts"
+                         f" (NAME.service) or the timer that starts it (NAME.timer)")
     return name if name.endswith(UNIT_SUFFIXES) else name + ".service"
 
 

@@ -487,6 +487,21 @@ class ConfigFileTests(TempDirCase):
                 self.assertNotIn(KEY, str(cm.exception))
 
 
+    def test_parse_errors_name_the_line(self):
+        """a stray line, a setting given twice, a second [seestack]: one line naming the file's line, no repr"""
+        for text, said in ((f"[seestack]\ntimeout = 7\n{KEY}\n", ", line 3 is not a 'name = value' setting"),
+                           ("[seestack]\ntimeout = 7\ntimeout = 8\n", ", line 3: timeout is set twice in [seestack]"),
+                           ("[seestack]\n[seestack]\n", ", line 2: a second [seestack] section")):
+            with self.subTest(said=said):
+                path = self.write("c.conf", text)
+                with self.assertRaises(ConfigError) as cm:
+                    self.load({"SEESTACK_CONFIG": path})
+                self.assertEqual(str(cm.exception)[:len(path) + len(said)], path + said)
+                self.assertNotIn("'", str(cm.exception).replace("'name = value'", ""))
+                self.assertNotIn(KEY, str(cm.exception))
+                self.assertNotIn("\n", str(cm.exception))
+
+
 class EndpointTests(unittest.TestCase):
     """parse_endpoint: https anywhere, http to loopback only (unless allowed), no credentials."""
 

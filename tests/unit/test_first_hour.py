@@ -86,9 +86,9 @@ class Settings(HookTestCase):
         ran = self.hook("run", "job", "--", "true", env=env)
         self.assertEqual(ran.returncode, 0, ran.stderr)
         self.assertIn("could not record the last heartbeat", ran.stderr)
-        self.assertIn("set data_dir (SEESTACK_DATA_DIR, --data-dir) to a directory of your own", ran.stderr)
+        self.assertIn("; to use a directory of your own, set data_dir (SEESTACK_DATA_DIR, --data-dir)", ran.stderr)
         started = self.hook("start", "--strict", "job", env=env)
-        self.assertIn("set state_dir (SEESTACK_STATE_DIR, --state-dir) to a directory of your own", started.stderr)
+        self.assertIn("; to use a directory of your own, set state_dir (SEESTACK_STATE_DIR, --state-dir)", started.stderr)
 
     @unittest.skipUnless(os.geteuid() == 0 and shutil.which("setpriv"), "needs root to own a directory nobody uses")
     def test_foreign_directory_names_the_setting_not_chown(self):
@@ -122,7 +122,7 @@ class Settings(HookTestCase):
                               cwd=ROOT, env=env, capture_output=True, text=True, timeout=30)
         self.assertNotEqual(done.returncode, 0)
         self.assertIn(f"cannot write in {self.state_dir}/job: Permission denied", done.stderr)
-        self.assertIn("or set state_dir (SEESTACK_STATE_DIR, --state-dir) to a directory of your own", done.stderr)
+        self.assertIn("; to use a directory of your own, set state_dir (SEESTACK_STATE_DIR, --state-dir)", done.stderr)
 
 
 class TryIt(HookTestCase):

@@ -246,11 +246,23 @@ class Misuse(LibraryCase):
         self.assertIn("job()", str(caught.exception))
         self.assertNotIn("<function", str(caught.exception))
 
+    def test_bad_values_refused_by_configure(self):
+        """configure(deadline=-1) or timeout="soon" raises ValueError at once, naming the argument; nothing is kept"""
+        for settings, wanted in ((dict(deadline=-1), "configure(deadline=...)"),
+                                 (dict(timeout="soon"), "configure(timeout=...)"),
+                                 (dict(allow_insecure_http="perhaps"), "configure(allow_insecure_http=...)")):
+            with self.subTest(settings):
+                api.configure()
+                with self.assertRaises(ValueError) as caught:
+                    api.configure(endpoint=self.receiver.url, **settings)
+                self.assertIn(wanted, str(caught.exception))
+                self.assertEqual(api._overrides, {})
+        self.assertEqual(self.receiver.requests, [])
+
     def test_errors_name_configure_arguments(self):
         """a bad configure() value is reported as configure(NAME=...), never as a CLI flag"""
         cases = {
             "api_key_file": (dict(api_key_file=os.path.join(self.dir, "missing-key")), "configure(api_key_file=...)"),
-            "timeout": (dict(timeout="soon"), "configure(timeout=...)"),
             "config": (dict(config=os.path.join(self.dir, "missing.conf")), "configure(config=...)"),
         }
         for name, (settings, wanted) in cases.items():
@@ -263,6 +275,9 @@ class Misuse(LibraryCase):
                 text = "\n".join(logs.output)
                 self.assertIn(wanted, text)
                 self.assertNotIn("--", text)
+                # The logger's name says whose line it is; the message starts with the slug.
+                self.assertTrue(all(line.startswith("ERROR:seestack_systemd:job: heartbeat not sent: ")
+                                    for line in logs.output), logs.output)
         self.assertEqual(self.receiver.requests, [])
 
 

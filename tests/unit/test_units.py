@@ -76,6 +76,18 @@ class Units(StagingRoot):
         self.assertIn("not found", done.stderr)
         self.assertFalse(os.path.exists(os.path.join(self.root, "etc")))
 
+    def test_other_unit_types_refused(self):
+        """enable backup.socket (or .target, .path...) is one line naming the service or timer to give; nothing written"""
+        with open(os.path.join(self.lib, "backup.socket"), "w") as f:
+            f.write("[Socket]\nListenStream=9999\n")
+        for name in ("backup.socket", "multi-user.target"):
+            done = self.hook("enable", name, "--root", self.root)
+            self.assertEqual(done.returncode, 2, done.stderr)
+            self.assertEqual(len(done.stderr.strip().splitlines()), 1, done.stderr)
+            self.assertIn(f"{name} is a {name.rpartition('.')[2]} unit", done.stderr)
+            self.assertNotIn(".service.service", done.stderr)
+        self.assertFalse(os.path.exists(os.path.join(self.root, "etc")))
+
     def test_disable_removes_exactly(self):
         """disable removes our drop-in and leaves the operator's own drop-ins alone"""
         self.hook("enable", "backup.service", "--root", self.root)
