@@ -73,10 +73,13 @@ def secure_dir(path: str, create: bool = True, setting: str | None = None) -> st
 
 
 def atomic_write(directory: str, name: str, data: bytes, durable: bool = False, mode: int = 0o600,
-                 setting: str | None = None) -> str:
+                 setting: str | None = None, replace: bool = True) -> str:
     """Write ``data`` to ``directory/name`` (``mode``, default 0600) via an O_EXCL temporary file and
     rename, so readers see the old file or the new one, never half. ``durable`` fsyncs
-    file and directory, for what must survive a power loss (the spool). A directory we may
+    file and directory, for what must survive a power loss (the spool). ``replace=False``
+    removes the old file just before the rename, for a record a reader may miss for an
+    instant: ext4 writes a file's data out before a rename may replace another
+    (auto_da_alloc), milliseconds on a disk the job just kept busy. A directory we may
     not write in is said with how to set ``setting`` to another."""
     final = os.path.join(directory, name)
     tmp = os.path.join(directory, f".{name}.{os.urandom(6).hex()}.tmp")
@@ -94,6 +97,11 @@ def atomic_write(directory: str, name: str, data: bytes, durable: bool = False, 
                 os.fsync(fd)
         finally:
             os.close(fd)
+        if not replace:
+            try:
+                os.unlink(final)
+            except FileNotFoundError:
+                pass
         os.rename(tmp, final)
     except OSError as e:
         try:

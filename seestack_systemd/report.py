@@ -212,8 +212,9 @@ def _settle(config: Config, run_id: str, slug: str, outcome: str, detail: str,
 def _write_last(config: Config, slug: str, doc: dict, log: Callable[[str, str], None]) -> None:
     try:
         secure_dir(config.data_dir, setting="data_dir")
+        # replace=False: this write is in every finish, which holds up the unit's stop.
         atomic_write(secure_dir(last_dir(config), setting="data_dir"), slug + ".json", json.dumps(doc).encode(),
-                     setting="data_dir")
+                     setting="data_dir", replace=False)
     except StateError as e:
         log("warning", f"could not record the last heartbeat: {e}")
 

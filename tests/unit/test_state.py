@@ -440,6 +440,22 @@ class AtomicWriteTests(StateCase):
         self.assertEqual(read(path), b"payload")
         self.assertEqual(os.listdir(directory), ["d"])
 
+    def test_write_without_replace(self):
+        """replace=False: the last content, no leftovers; a planted symlink is removed, its target untouched"""
+        directory = self.slug_dir()
+        for i in range(20):
+            files.atomic_write(directory, "last.json", b"%d" % i, replace=False)
+        self.assertEqual(os.listdir(directory), ["last.json"])
+        self.assertEqual(read(os.path.join(directory, "last.json")), b"19")
+        target = os.path.join(self.outside, "victim")
+        with open(target, "wb") as f:
+            f.write(b"theirs")
+        os.unlink(os.path.join(directory, "last.json"))
+        os.symlink(target, os.path.join(directory, "last.json"))
+        path = files.atomic_write(directory, "last.json", b"ours", replace=False)
+        self.assertFalse(os.path.islink(path))
+        self.assertEqual((read(path), read(target)), (b"ours", b"theirs"))
+
     def test_precreated_temp_like_files_untouched(self):
         """files and links named like atomic_write's temporaries do not affect it and are left as they were"""
         directory = self.slug_dir()
