@@ -12,8 +12,8 @@ import subprocess
 import sys
 import time
 
-from fixtures import (API_KEY, DEVNULL, GNU_TIME, HERE, IMPORT_RUNS, LIB_RUNS, LIB_WARMUP, LIST_UNITS, PY, ROOT,
-                      RSS_RUNS, RUNS, SLOW_RUNS, SLOW_WARMUP, SPOOL_SIZE, URLLIB_HTTPS_SCRIPT, URLLIB_SCRIPT, WARMUP,
+from fixtures import (API_KEY, DEVNULL, GNU_TIME, HERE, IMPORT_RUNS, IMPORT_STEPS, LIB_RUNS, LIB_WARMUP, LIST_UNITS,
+                      PY, ROOT, RSS_RUNS, RUNS, SLOW_RUNS, SLOW_WARMUP, SPOOL_SIZE, URLLIB_HTTPS_SCRIPT, URLLIB_SCRIPT, WARMUP,
                       DEADLINE, BenchError, heartbeat_body)
 from seestack_systemd.state import new_run_id  # noqa: E402  (the id the hooks use; fixtures put ROOT on sys.path)
 
@@ -30,6 +30,10 @@ class Groups:
 
     def unit_floor(self, flag: list[str], name: str):
         argv = [PY] + flag + ["-c", "pass"]
+        return lambda keep: self.add(name, self.timed(argv, self.base_env), keep)
+
+    def unit_step(self, name: str):
+        argv = [PY, "-I", "-S", "-c", IMPORT_STEPS[name].format(root=ROOT)]
         return lambda keep: self.add(name, self.timed(argv, self.base_env), keep)
 
     def unit_hooks(self, variant: str, hook: str, env: dict, suffix: str = "", unit_flag: bool = False):
@@ -74,6 +78,7 @@ class Groups:
         units = [
             self.unit_floor(["-I", "-S"], "floor-S"),
             self.unit_floor(["-I"], "floor-I"),
+            *(self.unit_step(name) for name in IMPORT_STEPS),
             self.unit_curl,
             self.unit_urllib,
         ]

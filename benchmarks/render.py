@@ -167,6 +167,7 @@ def render(data: dict) -> str:
     out += [f"| {b[0]} | {b[1]} | {b[2]} | {'yes' if b[3] else '**NO**'} |" for b in budgets]
     out.append("")
     out += ["## Floors", ""] + floors(data, m, budgets) + [""]
+    out += steps(m)
     out += ["## Imports on the hot paths", "",
             f"`python3 -X importtime` ({conf['import_runs']} runs, median cumulative time; importtime adds its own"
             " overhead, so compare the wall times above): modules the hook imports beyond what"
@@ -276,8 +277,41 @@ def floors(data: dict, m: dict, budgets: list) -> list[str]:
         lines.append("")
         lines.append("Budgets not met in this run: " + "; ".join(f"{b[0]} = {b[1]} (limit {b[2]})" for b in failed)
                      + ". The floors above say how much of each is the interpreter's and how much is ours;"
-                       " see 'Imports on the hot paths' for where our share goes.")
+                       " see '`finish` against the script, step by step' and 'Imports on the hot paths' for"
+                       " where our share goes.")
     return lines
+
+
+def steps(m: dict) -> list[str]:
+    """``finish`` against the urllib script, one import at a time (the quick group's step-* cases)."""
+    if not all(k in m for k in ("step-urllib", "step-stdlib", "step-ours", "finish:checkout", "urllib")):
+        return []
+    floor, site = m["floor-S"], m["floor-I"] - m["floor-S"]
+    urllib = m["step-urllib"] - floor
+    stdlib, ours = m["step-stdlib"] - m["step-urllib"], m["step-ours"] - m["step-stdlib"]
+    work, post = m["finish:checkout"] - m["step-ours"], m["urllib"] - m["floor-I"] - urllib
+
+    def ms(x: float) -> str:
+        return f"{x * 1000:+.1f} ms"
+
+    rows = [("`python3 -I -S -c pass`", floor, "—"),
+            ("`python3 -I -c pass`: the script's interpreter, with `site`", m["floor-I"], ms(site)),
+            ("`python3 -I -S -c 'import urllib.request'`", m["step-urllib"], ms(urllib)),
+            ("… and `json`, `configparser`", m["step-stdlib"], ms(stdlib)),
+            ("… and the package's modules `finish` imports (checkout)", m["step-ours"], ms(ours)),
+            ("`seestack-hook finish SLUG` (checkout): its work, from the config file to the last record",
+             m["finish:checkout"], ms(work)),
+            ("the urllib script: `site`, `import urllib.request`, its POST", m["urllib"], ms(post) + " (POST)")]
+    net = stdlib + ours + work - site - post
+    return ["## `finish` against the script, step by step", "",
+            "Medians of the quick group (the same runs as above), each import step a `python3 -I -S -c` of its"
+            " own; \"adds\" is the step's median minus the one it builds on.", "",
+            "| step | median | adds |", "|---|---:|---:|"] + \
+        [f"| {label} | {value * 1000:.1f} ms | {adds} |" for label, value, adds in rows] + [
+            "", f"Both pay `import urllib.request` ({ms(urllib)}). The script adds `site` ({ms(site)}) and its POST"
+            f" ({ms(post)}); `finish` skips `site` but adds `json` and `configparser` ({ms(stdlib)}), its own"
+            f" modules ({ms(ours)}) and its work ({ms(work)}): {ms(net)} against the script,"
+            f" {m['finish:checkout'] / m['urllib']:.2f}x.", ""]
 
 
 def main() -> int:
