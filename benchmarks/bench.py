@@ -31,7 +31,7 @@ import sys
 import tempfile
 import time
 
-from fixtures import (API_KEY, DEB_HOOK, DEVNULL, GNU_TIME, HTTPS_RECEIVER, IMPORT_RUNS, LAUNCH, LIST_UNITS, MAKE_CA,
+from fixtures import (API_KEY, DEB_HOOK, HOOK_FLAGS, DEVNULL, GNU_TIME, HTTPS_RECEIVER, IMPORT_RUNS, LAUNCH, LIST_UNITS, MAKE_CA,
                       MIB, PY, RESULTS, ROOT, RSS_RUNS, RUNS, SLOW_RUNS, SLOW_WARMUP, SPOOL_SIZE, STUB_JOURNALCTL,
                       STUB_SYSTEMCTL, DEADLINE, BenchError, free_port, sh)
 from groups import Groups
@@ -181,6 +181,12 @@ class Bench(Groups):
         shutil.rmtree(self.shm, ignore_errors=True)
 
     # --- running --------------------------------------------------------------------------
+
+    @staticmethod
+    def hook_argv(hook: str, command: str, env: dict, *args: str) -> tuple[list[str], dict]:
+        """``hook command ARGS`` as a drop-in runs it: the environment's settings as flags."""
+        flags = [word for var, flag in HOOK_FLAGS.items() if var in env for word in (flag, env[var])]
+        return [hook, command, *flags, *args], {k: v for k, v in env.items() if k not in HOOK_FLAGS}
 
     def timed(self, argv: list[str], env: dict, expect: str | None = None, refuse: str = "error") -> float:
         """Run ``argv`` once; return its wall time. Its stderr is checked afterwards, outside

@@ -33,6 +33,11 @@ LIST_UNITS = 500
 MIB = 1024 * 1024
 
 API_KEY = "bench-key-0123456789abcdef"
+# start/finish get their settings as a drop-in gives them (enable --deadline ...): a root hook
+# reads no SEESTACK_* variable, so the environment's settings become these flags.
+HOOK_FLAGS = {"SEESTACK_CONFIG": "--config", "SEESTACK_STATE_DIR": "--state-dir", "SEESTACK_DATA_DIR": "--data-dir",
+              "SEESTACK_ENDPOINT": "--endpoint", "SEESTACK_API_KEY_FILE": "--api-key-file",
+              "SEESTACK_DEADLINE": "--deadline"}
 LAUNCH = "import sys; sys.path.insert(0, {root!r}); from seestack_systemd.cli import main; sys.exit(main())"
 URLLIB_SCRIPT = (
     "import sys, urllib.request\n"

@@ -42,12 +42,11 @@ class Groups:
         def run(keep: bool) -> None:
             invocation = os.urandom(16).hex()
             e = dict(env, INVOCATION_ID=invocation)
-            self.add(f"start:{variant}{suffix}", self.timed([hook, "start", slug], e), keep)
+            self.add(f"start:{variant}{suffix}", self.timed(*self.hook_argv(hook, "start", e, slug)), keep)
             e["SERVICE_RESULT"] = "success"
-            argv = [hook, "finish", slug]
             if unit_flag:
                 e["PATH"] = self.stub_path
-                argv = [hook, "finish", "--unit", "bench.service", slug]
+            argv, e = self.hook_argv(hook, "finish", e, *(["--unit", "bench.service"] if unit_flag else []), slug)
             self.add(f"finish:{variant}{suffix}", self.timed(argv, e, expect="delivered (HTTP 202)"), keep)
         return run
 
@@ -110,9 +109,11 @@ class Groups:
                 self.rss.setdefault(name, []).append(self.peak_rss(*case))
             for variant, hook in self.hooks.items():
                 e = dict(self.env, INVOCATION_ID=os.urandom(16).hex())
-                self.rss.setdefault(f"start:{variant}", []).append(self.peak_rss([hook, "start", "bench-rss"], e))
+                self.rss.setdefault(f"start:{variant}", []).append(
+                    self.peak_rss(*self.hook_argv(hook, "start", e, "bench-rss")))
                 e["SERVICE_RESULT"] = "success"
-                self.rss.setdefault(f"finish:{variant}", []).append(self.peak_rss([hook, "finish", "bench-rss"], e))
+                self.rss.setdefault(f"finish:{variant}", []).append(
+                    self.peak_rss(*self.hook_argv(hook, "finish", e, "bench-rss")))
             run_id = new_run_id()
             body = heartbeat_body("bench-urllib", run_id).decode()
             self.rss.setdefault("urllib", []).append(self.peak_rss(
@@ -139,9 +140,10 @@ class Groups:
         for i in range(SLOW_WARMUP + SLOW_RUNS):
             for name, env in scenarios.items():
                 e = dict(env, INVOCATION_ID=os.urandom(16).hex())
-                self.timed([self.launcher, "start", f"bench-{name}"], e)
+                self.timed(*self.hook_argv(self.launcher, "start", e, f"bench-{name}"))
                 e["SERVICE_RESULT"] = "success"
-                took = self.timed([self.launcher, "finish", f"bench-{name}"], e, expect="not delivered", refuse="")
+                took = self.timed(*self.hook_argv(self.launcher, "finish", e, f"bench-{name}"), expect="not delivered",
+                                  refuse="")
                 self.add(f"finish-{name}", took, i >= SLOW_WARMUP)
         self.progress(f"refused/blackholed: {SLOW_RUNS} runs each")
 
@@ -270,14 +272,15 @@ class Groups:
         startup = {row[0] for run in baseline for row in run}
 
         def start_case():
-            e = dict(self.env, INVOCATION_ID=os.urandom(16).hex())
-            return [PY, "-I", "-S", "-X", "importtime", self.launcher, "start", "bench-imports"], e
+            argv, e = self.hook_argv(self.launcher, "start", dict(self.env, INVOCATION_ID=os.urandom(16).hex()),
+                                     "bench-imports")
+            return [PY, "-I", "-S", "-X", "importtime", *argv], e
 
         def finish_case():
             e = dict(self.env, INVOCATION_ID=os.urandom(16).hex())
-            self.timed([self.launcher, "start", "bench-imports"], e)
-            e["SERVICE_RESULT"] = "success"
-            return [PY, "-I", "-S", "-X", "importtime", self.launcher, "finish", "bench-imports"], e
+            self.timed(*self.hook_argv(self.launcher, "start", e, "bench-imports"))
+            argv, e = self.hook_argv(self.launcher, "finish", dict(e, SERVICE_RESULT="success"), "bench-imports")
+            return [PY, "-I", "-S", "-X", "importtime", *argv], e
 
         for hook, case in (("start", start_case), ("finish", finish_case)):
             got = runs(case)

@@ -86,8 +86,8 @@ def render(data: dict) -> str:
         row(f"`seestack-hook start SLUG` ({tag})", f"start:{variant}")
         row(f"`seestack-hook finish SLUG`, 202 on loopback ({tag})", f"finish:{variant}")
         row(f"`seestack-hook finish SLUG`, https with a private CA on loopback ({tag})", f"finish:{variant}-https")
-    row("`start`, settings from the environment only (no config file)", "start:checkout-envonly")
-    row("`finish`, settings from the environment only (no config file)", "finish:checkout-envonly")
+    row("`start`, settings from flags only (no config file)", "start:checkout-envonly")
+    row("`finish`, settings from flags only (no config file)", "finish:checkout-envonly")
     row("`finish --unit bench.service` (stub systemctl/journalctl)", "finish:checkout-unit")
     row("baseline: `curl -fsS -m 10 --retry 3` POST", "curl")
     row("baseline: `python3 -I -c` urllib.request POST", "urllib")
@@ -133,11 +133,12 @@ def render(data: dict) -> str:
             "- hooks: an executable with the shebang `#!/usr/bin/python3 -IS`, as installed; the checkout's is a"
             " launcher that puts the checkout first on `sys.path`. Configuration as deployed: the package's"
             " conffile (`packaging/seestack.conf`, its comments intact) with `endpoint` and `api_key_file` set,"
-            " named by `SEESTACK_CONFIG`; `SEESTACK_STATE_DIR` on tmpfs. Each round runs `start` then `finish`"
+            " named by `--config`, and `--state-dir` on tmpfs: flags, as a drop-in gives them, since a root hook"
+            " reads no `SEESTACK_*` variable. Each round runs `start` then `finish`"
             " (`INVOCATION_ID` set, `SERVICE_RESULT=success`, no `--unit`: no systemctl or journal), timed"
             " separately; every `finish` is checked to have logged `delivered (HTTP 202)`.",
-            "- \"settings from the environment only\": `SEESTACK_CONFIG=/dev/null`, endpoint and key file from"
-            " `SEESTACK_ENDPOINT`/`SEESTACK_API_KEY_FILE` (no config file to parse).",
+            "- \"settings from flags only\": `--config /dev/null`, `--endpoint` and `--api-key-file` (no config"
+            " file to parse).",
             "- `finish --unit`: as a drop-in runs it, with stand-ins for `systemctl` and `journalctl` (shell"
             " scripts printing canned answers: this host's PID 1 is not systemd), so the row is our own cost"
             " (subprocess, the journal settle loop), not systemd's answer time.",
