@@ -71,28 +71,42 @@ def run_command(argv: list[str], success_codes: list[int], env: dict, tail_lines
     signal N, 127 not found, 126 cannot be started)."""
     started_at, started = time.time(), time.monotonic()
     tee_stdout = last_line and not os.isatty(1)
+    # A terminal sends ^C and ^\ to the whole foreground group, the command included:
+    # then we only wait for it, rather than send it a second one.
+    typed = (signal.SIGINT, signal.SIGQUIT) if os.isatty(0) else ()
+    # A signal that comes while the command is being started waits for it, and is sent to it
+    # once it exists: the caller's handlers would take it for one after the job. (Not SIG_IGN
+    # here: an ignored signal stays ignored in the command.)
+    arrived: list[int] = []
+    previous = {s: signal.signal(s, lambda signum, _frame: arrived.append(signum)) for s in FORWARDED_SIGNALS}
     try:
         proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE if tee_stdout else None,
                                 stderr=subprocess.PIPE, env=env)
     except OSError as e:
+        _restore(previous, arrived)
         code = 127 if isinstance(e, (FileNotFoundError, NotADirectoryError)) or _nowhere_on_path(argv[0], env) else 126
         reason = "was not found" if code == 127 else f"could not be started: {e.strerror}"
         return Finished(code, False, f"command {argv[0]!r} {reason}", 0, started_at, launch_error=True)
+    except BaseException:
+        _restore(previous, [])
+        raise
 
     def forward(signum: int, _frame: object) -> None:
         proc.send_signal(signum)
 
-    # A terminal sends ^C and ^\ to the whole foreground group, the command included:
-    # then we only wait for it, rather than send it a second one.
-    typed = (signal.SIGINT, signal.SIGQUIT) if os.isatty(0) else ()
-    previous = {s: signal.signal(s, signal.SIG_IGN if s in typed else forward) for s in FORWARDED_SIGNALS}
+    for s in FORWARDED_SIGNALS:
+        signal.signal(s, signal.SIG_IGN if s in typed else forward)
+    # Every handler forwards by now, so one that comes meanwhile is not lost; a typed one
+    # reached the command from the terminal, if it existed yet.
+    for signum in arrived:
+        if signum not in typed:
+            proc.send_signal(signum)
     err, out = _Copy(2, tail_lines), _Copy(1, 1)
     try:
         cut, exited = _pump(proc, {proc.stderr: err, **({proc.stdout: out} if tee_stdout else {})}, grace)
         returncode = proc.wait()
     finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+        _restore(previous, [])
     # The job ends when its own process exits, not when a background child lets go of its output.
     duration = int(round((exited - started) * 1000))
     if returncode < 0:
@@ -107,6 +121,16 @@ def run_command(argv: list[str], success_codes: list[int], env: dict, tail_lines
     else:
         message = tail_within(ended, err.tail())
     return Finished(code, success, message, duration, started_at, output_cut=cut)
+
+
+def _restore(previous: dict, arrived: list[int]) -> None:
+    """Put the caller's handlers back, and hand them the signals ``arrived`` meanwhile."""
+    for s, handler in previous.items():
+        signal.signal(s, handler)
+    for signum in arrived:
+        handler = previous.get(signum)
+        if callable(handler):
+            handler(signum, None)
 
 
 def _nowhere_on_path(name: str, env: dict) -> bool:

@@ -2,12 +2,14 @@
 broken output, late signals, --success-exit, and the success message from stdout.
 Real processes, pipes, a pty and signals against a real loopback receiver."""
 
+import json
 import os
 import re
 import signal
 import subprocess
 import sys
 import time
+import unittest
 
 from seestack_systemd.receiver import Receiver
 from seestack_systemd.runner import OUTPUT_GRACE_S
@@ -168,6 +170,44 @@ class RunRules(HookTestCase):
         proc.stderr.close()
         self.assertIn("SIGTERM arrived after the command ended", stderr)
         self.assertEqual(len(spool_files(self.data_dir)), 1, stderr)
+
+
+# run_command in a process of its own (only its main thread and its waiter in it, as in run):
+# prints the exit code it reports, and the signals the caller's own handlers saw.
+_RACE = """
+import json, os, signal, subprocess, sys, time
+from seestack_systemd import runner
+late = []
+for s in runner.FORWARDED_SIGNALS:  # as cli.cmd_run does: a signal after the job is only noted
+    signal.signal(s, lambda signum, _frame: late.append(signum))
+{setup}
+started = time.monotonic()
+finished = runner.run_command(["sh", "-c", "echo started >&2; exec sleep 4"], [0], dict(os.environ), 5)
+print(json.dumps([finished.exit_code, late, time.monotonic() - started]))
+"""
+
+
+class SignalWhileStarting(unittest.TestCase):
+    """A SIGTERM run gets while its command is alive reaches the command, however early it comes."""
+
+    def race(self, setup: str):
+        done = subprocess.run([sys.executable, "-c", _RACE.format(setup=setup)], cwd=ROOT, capture_output=True,
+                              text=True, timeout=30, stdin=subprocess.DEVNULL)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        return json.loads(done.stdout)
+
+    def test_signal_while_the_command_starts(self):
+        """a SIGTERM while the command is being started is sent to it once it exists, not taken for a late one"""
+        code, late, took = self.race(
+            "real = subprocess.Popen\n"
+            "def popen(*args, **kwargs):\n"
+            "    proc = real(*args, **kwargs)\n"
+            "    signal.raise_signal(signal.SIGTERM)  # the child exists; run_command has not said what to do yet\n"
+            "    (lambda: None)()  # a Python call: the handler in place now runs\n"
+            "    return proc\n"
+            "runner.subprocess.Popen = popen")
+        self.assertEqual((code, late), (128 + signal.SIGTERM, []))
+        self.assertLess(took, 3)
 
 
 class RunDocs(HookTestCase):
