@@ -9,6 +9,7 @@ each test checks its own unit; this keeps the wall time near that of the slowest
 from __future__ import annotations
 
 import os
+import re
 import time
 import unittest
 from concurrent.futures import ThreadPoolExecutor
@@ -50,6 +51,25 @@ ENABLE_FLAGS: Dict[str, List[str]] = {"down": ["--endpoint", "http://127.0.0.1:9
 TEMPLATE = "[Unit]\nDescription=e2e template %i\n[Service]\nType=oneshot\nExecStart=/bin/sh -c 'sleep 1; echo instance %i'\n"
 TIMED = ("[Unit]\nDescription=e2e timed\n[Service]\nType=oneshot\nExecStart=/bin/echo fired by timer\n",
          "[Unit]\nDescription=e2e timer\n[Timer]\nOnActiveSec=2s\nAccuracySec=100ms\n")
+
+
+# A line tests/run.py prints as a test ends ("ok   NAME (0.1s)", "FAIL ...", "skip ...: why"), or
+# its closing count: whatever it prints between two of them belongs to the first (a traceback).
+RUN_PY_LINE = re.compile(r"(?:(?:ok  |FAIL|skip) .*\(\d+\.\ds\)|\d+ passed, \d+ failed(?:, \d+ skipped)?$)")
+
+
+def failure_reports(output: str) -> str:
+    """Each FAIL line of tests/run.py's ``output`` with the traceback printed under it, in full."""
+    reports: List[List[str]] = []
+    current = None
+    for line in output.splitlines():
+        if RUN_PY_LINE.match(line):
+            current = [line] if line.startswith("FAIL") else None
+            if current is not None:
+                reports.append(current)
+        elif current is not None:
+            current.append(line)
+    return "\n\n".join("\n".join(lines).rstrip() for lines in reports)
 
 
 def short(release: str) -> str:
@@ -322,8 +342,10 @@ class Release(harness.ReleaseTest):
         self.assertEqual(version, PYTHONS[self.release])
         done = self.c.run(["python3", "/mnt/src/tests/run.py", "/mnt/src/tests/unit"], check=False, timeout=300,
                           env={"PYTHONDONTWRITEBYTECODE": "1", "TMPDIR": "/tmp"})
-        failures = "\n".join(line for line in done.stdout.splitlines() if line.startswith("FAIL"))
-        self.assertEqual(done.returncode, 0, failures + "\n" + done.stdout[-2000:] + done.stderr[-1000:])
+        # Every failure with its whole traceback, then the tail (the closing count, or how the run died).
+        failures = failure_reports(done.stdout) or "(no FAIL line)"
+        self.assertEqual(done.returncode, 0,
+                         f"{failures}\n--- last lines ---\n{done.stdout[-2000:]}{done.stderr[-1000:]}")
 
 
 harness.per_release(Release, globals())
