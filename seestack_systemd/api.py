@@ -44,6 +44,8 @@ def configure(**settings: Any) -> None:
         if name in config_mod.SETTINGS and value is not None:
             try:  # a bad value in code is the developer's to fix now, not a log line at each finish
                 config_mod.convert(name, str(value), _argument(name))
+                if name == "endpoint" and value:  # its form; plain http off loopback is judged with the rest
+                    config_mod.parse_endpoint(str(value), allow_insecure_http=True)
             except ConfigError as e:
                 raise ValueError(str(e)) from None
     if not settings:

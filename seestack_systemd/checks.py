@@ -21,7 +21,7 @@ SHOWN = ("endpoint", "timeout", "deadline", "state_dir", "data_dir", "spool_dir"
 
 def settings_table(cfg: Config) -> List[str]:
     """One line per setting: name, value, and [where it came from]; the key only as its hint."""
-    found = cfg.config_file or ("(empty; defaults apply)" if cfg.config_source != "default"
+    found = cfg.config_file or (f"{cfg.config_path} (empty or unreadable; defaults apply)" if cfg.config_path
                                 else f"(none at {cfg.config_default}; defaults apply)")
     lines = [f"{'config file':20} {found}    [{cfg.config_source}]"]
     for name in SHOWN:
@@ -47,7 +47,7 @@ def problems(cfg: Config) -> List[str]:
 def warnings(cfg: Config, user: bool, environ: Mapping[str, str]) -> List[str]:
     """The settings' own warnings, units whose environment a root hook should not trust,
     heartbeats waiting in the spool, and what ``list`` would warn about."""
-    found = list(cfg.warnings) + risky_units(None, False, environ)
+    found = cfg.send_warnings() + risky_units(None, False, environ)
     waiting, age = spool.stats(cfg.spool_dir)
     if waiting:
         found.append(f"{waiting} heartbeat(s) wait in the spool, the oldest for {age or 0:.0f}s: they could not be"

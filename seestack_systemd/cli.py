@@ -69,17 +69,16 @@ def cmd_finish(opts, environ, out: Output) -> int:
     from . import config, state, systemd
     from .report import deliver
     from .slug import expand
+    from .unitenv import hook_notes
 
     slug = expand(str(opts["slug"]), opts.get("unit"))
     env = systemd.StopEnv.from_environ(environ, opts.get("unit"))
     trusted = not root_hook("finish")
-    if not trusted:
-        from .unitenv import hook_notes
-
-        out.warn(hook_notes(environ, opts["settings"].get("config") or config.DEFAULT_CONFIG_FILE))
+    notes = [] if trusted else hook_notes(environ, opts["settings"].get("config") or config.DEFAULT_CONFIG_FILE)
     try:
         cfg = config.load(environ, opts["settings"], trust_environment=trusted, unit=opts.get("unit"))
     except ConfigError:
+        out.warn(notes)  # the variables set in vain may be why nothing is configured
         # No heartbeat can go out, but this run's start record must not pile up in /run.
         start_cfg = config.load(environ, opts["settings"], with_key=False, state_dir_only=True,
                                 trust_environment=trusted)
@@ -89,6 +88,7 @@ def cmd_finish(opts, environ, out: Output) -> int:
     # The unit's journal tail is read first: our own warnings must not become the job's "last line".
     run = systemd.finished_run(slug, env, record, cfg, opts.get("status"), os.uname().nodename,
                                environ if os.geteuid() != 0 else None)  # a user's own unit: its manager
+    out.warn(notes)
     out.warn(cfg.send_warnings())
     if problem:
         out.log("warning", f"{slug}: {problem}; durationMs comes from systemd or is null")
@@ -152,22 +152,21 @@ def cmd_run(opts, environ, out: Output) -> int:
 
 def cmd_check(opts, environ, out: Output) -> int:
     from . import checks, config
+    from .report import deliver
+    from .runs import check_run
 
+    # The test heartbeat (and its slug's check) first, so that "configuration OK" means it.
+    run = check_run(str(opts["send"]), os.uname().nodename) if opts.get("send") else None
     cfg = config.load(environ, opts["settings"], user=bool(opts.get("user")))
     problems = checks.problems(cfg)
-    print("\n".join(checks.settings_table(cfg)))
+    print("\n".join(checks.settings_table(cfg)), flush=True)  # before the warnings on stderr
     out.warn(checks.warnings(cfg, bool(opts.get("user")), environ))
     for problem in problems:
         out.log("error", problem)
     if problems:
         return EX_CONFIG
     print("configuration OK", flush=True)
-    if opts.get("send"):
-        from .report import deliver
-        from .runs import check_run
-
-        return _delivered(deliver(cfg, check_run(str(opts["send"]), os.uname().nodename), out.log), True)
-    return EX_OK
+    return _delivered(deliver(cfg, run, out.log), True) if run else EX_OK
 
 
 def cmd_receive(opts, environ, out: Output) -> int:

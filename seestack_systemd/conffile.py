@@ -12,11 +12,17 @@ def parse_file(path: str, text: str) -> dict[str, str]:
     that file_notes can say they are ignored); ConfigError for a file that is not INI."""
     import configparser
 
+    for number, line in enumerate(text.splitlines(), 1):
+        # INI takes an indented line for the value above going on: a key pasted there would
+        # become part of that value, and of the error that quotes it. Never quote the line.
+        if line[:1] in (" ", "\t") and line.strip() and not line.lstrip().startswith(("#", ";")):
+            raise ConfigError(f"{path}, line {number} starts with a space or tab: INI would add it to the setting"
+                              " above; remove the indentation, or make it a comment with #")
     parser = configparser.ConfigParser(interpolation=None)
     try:
         parser.read_string(text, source=path)
-    except configparser.MissingSectionHeaderError:
-        raise ConfigError(f"{path}: settings must follow a [{SECTION}] line") from None
+    except configparser.MissingSectionHeaderError as e:
+        raise ConfigError(f"{path}, line {e.lineno}: settings must follow a [{SECTION}] line") from None
     except configparser.ParsingError as e:
         # Not the line itself: a key pasted on a line of its own would be in the journal.
         number = e.errors[0][0] if e.errors else 0

@@ -94,6 +94,7 @@ class Config:
         self.api_key_source = ""
         self.config_file: str | None = None
         self.config_default = DEFAULT_CONFIG_FILE  # where the file is looked for, named in errors
+        self.config_path: str | None = None  # the file looked at, when it exists (config_file: when it has text)
         self.config_source = "default"  # who named config_file: "command line", "environment $SEESTACK_CONFIG"
         self.sources: dict[str, str] = {}
         self.warnings: list[str] = []
@@ -222,9 +223,11 @@ def _load(environ: dict[str, str], given: dict[str, str | None] | None, with_key
     explicit = flags.get("config") or environ.get("SEESTACK_CONFIG")
     path = explicit or place["config"]
     file_values: dict[str, str] = {}
+    missing = False
     try:
         text = read_text(path, warnings, CONFIG_FILE_LIMIT)
     except FileNotFoundError:
+        missing = True
         if explicit:
             raise ConfigError(f"config file {path} does not exist; create it or fix"
                               f" SEESTACK_CONFIG/{flag_name('config')}") from None
@@ -256,6 +259,7 @@ def _load(environ: dict[str, str], given: dict[str, str | None] | None, with_key
             values[name], sources[name] = place[name], "default for a user (XDG directories)"
     config = Config(**values)
     config.config_file = path if text else None
+    config.config_path = None if missing else path  # read, or there but empty or unreadable
     config.config_default = place["config"]
     config.sources = sources
     config.config_source = "command line" if flags.get("config") else \

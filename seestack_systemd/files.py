@@ -59,15 +59,15 @@ def secure_dir(path: str, create: bool = True, setting: str | None = None) -> st
         raise StateError(f"{path} is not a directory (a symlink or file is in its place): remove it, it is recreated")
     if st.st_uid != os.geteuid():
         if os.geteuid() != 0 and setting in _SET_ELSEWHERE:  # a user cannot chown; another directory is the fix
-            raise StateError(f"refusing {path}: it is owned by uid {st.st_uid}, not you (uid {os.geteuid()});"
-                             f" set {_SET_ELSEWHERE[setting]} to a directory of your own")
+            raise StateError(f"refusing {path}: it is owned by uid {st.st_uid}, not you (uid {os.geteuid()})"
+                             f"{elsewhere(setting)}")
         raise StateError(f"refusing {path}: it is owned by uid {st.st_uid}, not {os.geteuid()};"
                          f" fix: chown {os.geteuid()} {path}"
                          f"{elsewhere(setting)}")
     if st.st_mode & 0o022:
         if st.st_mode & stat.S_ISVTX:  # a shared directory such as /tmp: chmod would break it for others
-            raise StateError(f"refusing {path}: it is shared with other users; use a directory of its own,"
-                             f" e.g. the default /run/seestack or /var/lib/seestack{elsewhere(setting)}")
+            raise StateError(f"refusing {path}: it is shared with other users (a sticky directory such as /tmp)"
+                             f"{elsewhere(setting)}")
         raise StateError(f"refusing {path}: others can write to it; fix: chmod 700 {path}")
     return path
 

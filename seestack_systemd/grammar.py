@@ -130,8 +130,10 @@ def build_parser():
         parser.commands[name] = p  # type: ignore[attr-defined]
         return p
 
-    strict_help = {"start": "exit non-zero when the start cannot be recorded (1, 78 bad configuration) instead of 0",
-                   "finish": "exit non-zero on failure (75 undelivered, 78 bad configuration) instead of 0"}
+    strict_help = {"start": "exit non-zero when the start cannot be recorded (78 bad configuration, 1 any other"
+                            " error, e.g. the state directory) instead of 0",
+                   "finish": "exit non-zero on failure (75 kept for replay, 78 bad configuration, 1 refused or any"
+                             " other error) instead of 0"}
     for name, text in (("start", "record the start of a run (ExecStartPre=); touches no network"),
                        ("finish", "report the run that just stopped (ExecStopPost=)")):
         p = command(name, text)

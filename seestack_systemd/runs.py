@@ -50,7 +50,7 @@ def monitoring(environ: dict, settings: dict, slug: str) -> Tuple[Optional[confi
         cfg.endpoint_parsed()
         cfg.require_key()
     except ConfigError as e:
-        return None, cfg.send_warnings(), f"{slug}: {e}; the command runs unmonitored"
+        return None, list(cfg.warnings), f"{slug}: {e}; the command runs unmonitored"
     return cfg, cfg.send_warnings(), ""
 
 

@@ -90,8 +90,8 @@ def normalize_unit(name: str) -> str:
         raise UsageError(f"{name!r} is not a unit name: use NAME.service, NAME.timer or NAME@.service")
     kind = name.rpartition(".")[2]
     if kind in OTHER_UNIT_TYPES:
-        raise UsageError(f"{name} is a {kind} unit, which runs no job of its own: give the service it starts"
-                         f" (NAME.service) or the timer that starts it (NAME.timer)")
+        raise UsageError(f"{name} is a {kind} unit, which runs no job of its own: give the service that runs the"
+                         f" job (NAME.service), or the timer that starts that service (NAME.timer)")
     return name if name.endswith(UNIT_SUFFIXES) else name + ".service"
 
 

@@ -271,7 +271,7 @@ class ApiKeyTests(TempDirCase):
         cfg = self.load({"SEESTACK_CONFIG": path})
         self.assertEqual(cfg.api_key, KEY)
         self.assertEqual(cfg.warnings, [])
-        self.write(os.path.basename(path), f"[seestack]\napi_key_file = {key}\n  api_key: {KEY}\n", mode=0o644)
+        self.write(os.path.basename(path), f"[seestack]\napi_key: {KEY}\n", mode=0o644)
         self.assertTrue(any(f"chmod 600 {path}" in w for w in config.load({"SEESTACK_CONFIG": path},
                                                                           with_key=False).warnings))
 
@@ -488,10 +488,15 @@ class ConfigFileTests(TempDirCase):
 
 
     def test_parse_errors_name_the_line(self):
-        """a stray line, a setting given twice, a second [seestack]: one line naming the file's line, no repr"""
+        """a stray line, a setting given twice, a second [seestack], an indented line (INI's continuation), no
+        section line: one line naming the file's line, never its text"""
         for text, said in ((f"[seestack]\ntimeout = 7\n{KEY}\n", ", line 3 is not a 'name = value' setting"),
                            ("[seestack]\ntimeout = 7\ntimeout = 8\n", ", line 3: timeout is set twice in [seestack]"),
-                           ("[seestack]\n[seestack]\n", ", line 2: a second [seestack] section")):
+                           ("[seestack]\n[seestack]\n", ", line 2: a second [seestack] section"),
+                           (f"[seestack]\nendpoint = https://x.example\n   {KEY}\n",
+                            ", line 3 starts with a space or tab"),
+                           (f"[seestack]\ntimeout = 3\n\t{KEY}\n", ", line 3 starts with a space or tab"),
+                           ("timeout = 7\n", ", line 1: settings must follow a [seestack] line")):
             with self.subTest(said=said):
                 path = self.write("c.conf", text)
                 with self.assertRaises(ConfigError) as cm:

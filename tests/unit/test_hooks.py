@@ -193,10 +193,21 @@ class HookFlow(HookTestCase):
         self.assertIn("[environment $SEESTACK_ENDPOINT]", done.stdout)
         # The config file line names who chose the file, like every other line (here /dev/null: empty).
         self.assertEqual(done.stdout.splitlines()[0].split(),
-                         ["config", "file", "(empty;", "defaults", "apply)", "[environment", "$SEESTACK_CONFIG]"])
+                         ["config", "file", "/dev/null", "(empty", "or", "unreadable;", "defaults", "apply)",
+                          "[environment", "$SEESTACK_CONFIG]"])
         self.assertIn("…" + API_KEY[-4:], done.stdout)
         self.assertNoKey(done.stdout, done.stderr)
         self.receiver.wait_for(1)
+        # A bad --send slug is said before the table: "configuration OK" is never printed with it.
+        bad_slug = self.hook("check", "--send", "Bad_Slug")
+        self.assertEqual((bad_slug.returncode, bad_slug.stdout), (2, ""), bad_slug.stderr)
+        self.assertIn("Bad_Slug", bad_slug.stderr)
+        # An existing but empty file is named as such, not as missing.
+        empty = os.path.join(self.dir, "empty.conf")
+        open(empty, "w").close()
+        shown = self.hook("check", "--config", empty).stdout.splitlines()[0].split()
+        self.assertEqual(shown, ["config", "file", empty, "(empty", "or", "unreadable;", "defaults", "apply)",
+                                 "[command", "line]"])
         bad = self.hook("check", env={"SEESTACK_ENDPOINT": "http://example.com"})
         self.assertEqual(bad.returncode, 78)
         self.assertIn("allow_insecure_http", bad.stderr)

@@ -250,11 +250,12 @@ class Misuse(LibraryCase):
         """configure(deadline=-1) or timeout="soon" raises ValueError at once, naming the argument; nothing is kept"""
         for settings, wanted in ((dict(deadline=-1), "configure(deadline=...)"),
                                  (dict(timeout="soon"), "configure(timeout=...)"),
-                                 (dict(allow_insecure_http="perhaps"), "configure(allow_insecure_http=...)")):
+                                 (dict(allow_insecure_http="perhaps"), "configure(allow_insecure_http=...)"),
+                                 (dict(endpoint="ftp://x.example"), "ftp://x.example")):
             with self.subTest(settings):
                 api.configure()
                 with self.assertRaises(ValueError) as caught:
-                    api.configure(endpoint=self.receiver.url, **settings)
+                    api.configure(**{"endpoint": self.receiver.url, **settings})
                 self.assertIn(wanted, str(caught.exception))
                 self.assertEqual(api._overrides, {})
         self.assertEqual(self.receiver.requests, [])
