@@ -104,10 +104,15 @@ def build_parser():
     """The full argparse parser, for help text and every subcommand."""
     import argparse
 
-    common = argparse.ArgumentParser(add_help=False)
-    group = common.add_argument_group("settings (override the config file and environment)")
-    for flag, name, text in COMMON_OPTIONS:
-        group.add_argument(flag, dest=name, metavar=name.split("_")[-1].upper(), help=text)
+    def settings_parent(title: str) -> argparse.ArgumentParser:
+        parent = argparse.ArgumentParser(add_help=False)
+        group = parent.add_argument_group(title)
+        for flag, name, text in COMMON_OPTIONS:
+            group.add_argument(flag, dest=name, metavar=name.split("_")[-1].upper(), help=text)
+        return parent
+
+    common = settings_parent("settings (override the config file and environment)")
+    dropin = settings_parent("settings (written into the drop-in as flags of both hooks)")
 
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -125,7 +130,8 @@ def build_parser():
     parser.commands = {}  # type: ignore[attr-defined]  # name -> its parser, for its usage on errors
 
     def command(name: str, text: str, settings: bool = True):
-        p = sub.add_parser(name, parents=[common] if settings else [], help=text, description=text,
+        parents = [dropin if name == "enable" else common] if settings else []
+        p = sub.add_parser(name, parents=parents, help=text, description=text,
                            epilog=f"example:\n  {EXAMPLES[name]}", formatter_class=argparse.RawDescriptionHelpFormatter)
         parser.commands[name] = p  # type: ignore[attr-defined]
         return p
