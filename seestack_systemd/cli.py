@@ -69,12 +69,15 @@ def cmd_finish(opts, environ, out: Output) -> int:
     from . import config, state, systemd
     from .report import deliver
     from .slug import expand
-    from .unitenv import hook_notes
 
     slug = expand(str(opts["slug"]), opts.get("unit"))
     env = systemd.StopEnv.from_environ(environ, opts.get("unit"))
     trusted = not root_hook("finish")
-    notes = [] if trusted else hook_notes(environ, opts["settings"].get("config") or config.DEFAULT_CONFIG_FILE)
+    notes: list[str] = []
+    if not trusted:  # unitenv only for a root hook: finish runs around every job
+        from .unitenv import hook_notes
+
+        notes = hook_notes(environ, opts["settings"].get("config") or config.DEFAULT_CONFIG_FILE)
     try:
         cfg = config.load(environ, opts["settings"], trust_environment=trusted, unit=opts.get("unit"))
     except ConfigError:

@@ -234,7 +234,9 @@ def enable(unit: str, slug: Optional[str], root: Optional[str] = None, user: boo
     if hook != HOOK_PATH:
         warnings.append(f"the drop-in calls {hook}, not {HOOK_PATH}: it stops reporting if that install is"
                         " moved or removed; the Debian package installs " + HOOK_PATH)
-    warnings += [w for w in [missing_hook(hook, root)] if w]
+    missing = missing_hook(hook, root)
+    if missing:
+        warnings.append(missing)
     if os.path.lexists(path) and current is None:
         raise UsageError(f"{path} exists and was not written by seestack-hook: move it away first")
     if current == slug:
