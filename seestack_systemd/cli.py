@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
-from .errors import EX_CONFIG, EX_FAIL, EX_OK, EX_TEMPFAIL, EX_USAGE, ConfigError, SeestackError, UsageError
+from .errors import (EX_CONFIG, EX_FAIL, EX_OK, EX_TEMPFAIL, EX_USAGE, ConfigError, SeestackError, StateError,
+                     Stopped, UsageError)
 
 from .grammar import COMMON_OPTIONS, HOOK_GRAMMAR, PROG, RUN_USAGE, SETTING_FLAGS, build_parser, fast_parse
 from .log import Output, settle_std_streams
@@ -55,21 +57,55 @@ def root_hook(command: str) -> bool:
 
 
 def cmd_start(opts, environ, out: Output) -> int:
-    from . import config, state
+    from . import config, inflight, state
     from .slug import expand
 
     slug = expand(str(opts["slug"]), opts.get("unit"))  # 'db-dump-%i' -> 'db-dump-main-db'
     trusted = not root_hook("start")
-    cfg = config.load(environ, opts["settings"], with_key=False, state_dir_only=True, trust_environment=trusted)
-    state.save(cfg.state_dir, slug, state.new_record(environ.get("INVOCATION_ID")))
+    cfg = config.load(environ, opts["settings"], with_key=False, dirs_only=True, trust_environment=trusted)
+    record = state.new_record(environ.get("INVOCATION_ID"))
+    state.save(cfg.state_dir, slug, record)
+    unit = opts.get("unit")
+    source = {"systemd": {"unit": str(unit), "invocationId": record.invocation_id}} if unit else \
+        {"manual": {"command": "start"}}
+    try:
+        inflight.begin(cfg.data_dir, record.run_id, slug, record.wall, record.boot_id, os.uname().nodename, source)
+    except StateError as e:  # finish still has the start record in /run
+        out.log("warning", f"{slug}: {e}; {inflight.UNREPORTED}")
     return EX_OK
+
+
+class StopOnTerm:
+    """SIGTERM in ``finish`` (systemd's stop timeout, a shutdown): only noted until the
+    heartbeat is in the spool, then it stops the sending (``Stopped``), which keeps it."""
+
+    def __init__(self) -> None:
+        import signal
+
+        self.pending = self.armed = False
+        signal.signal(signal.SIGTERM, self)
+
+    def __call__(self, signum: int, frame: object) -> None:
+        if self.armed:
+            self.armed = False  # one Stopped: a second SIGTERM must not break the keeping
+            raise Stopped("SIGTERM")
+        self.pending = True
+
+    def arm(self) -> None:
+        if self.pending:
+            self.pending = False
+            raise Stopped("SIGTERM")
+        self.armed = True
 
 
 def cmd_finish(opts, environ, out: Output) -> int:
     from . import config, state, systemd
+    from .nextrun import parse_timespan
+    from .policy import stop_bound
     from .report import deliver
     from .slug import expand
 
+    stop = StopOnTerm()
     slug = expand(str(opts["slug"]), opts.get("unit"))
     env = systemd.StopEnv.from_environ(environ, opts.get("unit"))
     trusted = not root_hook("finish")
@@ -83,19 +119,23 @@ def cmd_finish(opts, environ, out: Output) -> int:
     except ConfigError:
         out.warn(notes)  # the variables set in vain may be why nothing is configured
         # No heartbeat can go out, but this run's start record must not pile up in /run.
-        start_cfg = config.load(environ, opts["settings"], with_key=False, state_dir_only=True,
+        start_cfg = config.load(environ, opts["settings"], with_key=False, dirs_only=True,
                                 trust_environment=trusted)
         state.take(start_cfg.state_dir, slug, env.invocation_id)
         raise
     record, problem = state.take(cfg.state_dir, slug, env.invocation_id)
+    session = environ if os.geteuid() != 0 else None  # a user's own unit: its manager
+    facts = systemd.unit_facts(env.unit, session) if env.unit and env.invocation_id else {}
     # The unit's journal tail is read first: our own warnings must not become the job's "last line".
-    run = systemd.finished_run(slug, env, record, cfg, opts.get("status"), os.uname().nodename,
-                               environ if os.geteuid() != 0 else None)  # a user's own unit: its manager
+    run = systemd.finished_run(slug, env, record, cfg, opts.get("status"), os.uname().nodename, facts)
     out.warn(notes)
     out.warn(cfg.send_warnings())
     if problem:
         out.log("warning", f"{slug}: {problem}; durationMs comes from systemd or is null")
-    return _delivered(deliver(cfg, run, out.log), bool(opts.get("strict")))
+    # systemd kills a hook at the unit's stop timeout: the delivery ends before that, keeping the heartbeat.
+    deadline, why = stop_bound(cfg.deadline, parse_timespan(facts.get("TimeoutStopUSec", "")),
+                               time.monotonic() - float(str(opts["started"])))
+    return _delivered(deliver(cfg, run, out.log, deadline, why, sending=stop.arm), bool(opts.get("strict")))
 
 
 def cmd_ping(opts, environ, out: Output) -> int:
@@ -117,7 +157,7 @@ def cmd_run(opts, environ, out: Output) -> int:
     from .report import deliver
     from .runargs import success_codes
     from .runner import FORWARDED_SIGNALS, OUTPUT_GRACE_S, run_command
-    from .runs import command_run, monitoring
+    from .runs import begin_run, command_run, monitoring
 
     out.warn(opts.get("notes") or ())
     cmd = list(opts["cmd"] or ())
@@ -132,6 +172,7 @@ def cmd_run(opts, environ, out: Output) -> int:
     # The job gets our environment minus the key: it is the agent's secret, not the job's.
     job_env = {k: v for k, v in environ.items() if k != "SEESTACK_API_KEY"}
     tail_lines = cfg.output_lines if cfg is not None else 0
+    run_id = begin_run(cfg, slug, cmd, out) if cfg is not None else ""
     # A signal once the job has ended (cron or a terminal stopping us mid-delivery) is
     # noted, not obeyed: the heartbeat still goes out and we exit with the job's status.
     late: list[int] = []
@@ -146,7 +187,7 @@ def cmd_run(opts, environ, out: Output) -> int:
         out.log("warning", f"{slug}: the command exited but a process it started still held its output after"
                            f" {OUTPUT_GRACE_S:g}s; stopped reading it")
     if cfg is not None:
-        deliver(cfg, command_run(slug, cmd, finished, os.uname().nodename), out.log)
+        deliver(cfg, command_run(slug, cmd, finished, os.uname().nodename, run_id), out.log)
     for signum in late:
         out.log("warning", f"{signal.Signals(signum).name} arrived after the command ended; exiting with its status")
     # The command's own exit code, whatever happened to the heartbeat.
@@ -268,9 +309,11 @@ def exit_code_for(error: BaseException, command: str, strict: bool) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``seestack-hook`` and ``python3 -m seestack_systemd``."""
+    started = time.monotonic()
     argv = list(sys.argv[1:] if argv is None else argv)
     environ = dict(os.environ)
     opts = parse(argv)
+    opts["started"] = started
     command = str(opts["command"])
     out = Output(environ, quiet_info=command == "start")
     strict = bool(opts.get("strict"))
@@ -278,6 +321,9 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[command](opts, environ, out)
     except KeyboardInterrupt:
         return 130
+    except Stopped as e:  # after the heartbeat was settled: nothing is left to keep
+        out.log("warning", f"{command}: stopped by {e}")
+        return exit_code_for(e, command, strict)
     except Exception as e:  # noqa: BLE001 - the one boundary: a line and an exit code for every error
         out.warn(getattr(e, "warnings", ()))
         if isinstance(e, (SeestackError, OSError)):

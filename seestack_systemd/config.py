@@ -191,12 +191,12 @@ def cli_flag(name: str) -> str:
 
 
 def load(environ: dict[str, str], flags: dict[str, str | None] | None = None, with_key: bool = True,
-         state_dir_only: bool = False, flag_name: Callable[[str], str] = cli_flag,
+         dirs_only: bool = False, flag_name: Callable[[str], str] = cli_flag,
          trust_environment: bool = True, unit: str | None = None, user: bool = False) -> Config:
     """Build the configuration from ``flags`` (setting name -> text, plus ``config`` and
     ``api_key_file``), ``environ`` and the config file. ``with_key=False`` reads no key
-    and checks no network setting. ``state_dir_only`` is for ``start``, which needs only
-    the state directory: the file is parsed only when a line of it sets one. ``flag_name``
+    and checks no network setting. ``dirs_only`` is for ``start``, which needs only
+    the state and data directories: the file is parsed only when a line of it sets one. ``flag_name``
     says how errors name a value given in ``flags`` (the library: ``configure(timeout=...)``).
     ``trust_environment=False`` (root hooks) reads no SEESTACK_* variable, and a credential
     only from the directory systemd made for ``unit``. ``user`` (or not being root) picks
@@ -204,13 +204,13 @@ def load(environ: dict[str, str], flags: dict[str, str | None] | None = None, wi
     found so far in its ``warnings`` attribute."""
     warnings: list[str] = []
     try:
-        return _load(environ, flags, with_key, state_dir_only, flag_name, trust_environment, warnings, unit, user)
+        return _load(environ, flags, with_key, dirs_only, flag_name, trust_environment, warnings, unit, user)
     except ConfigError as e:
         e.warnings = warnings  # type: ignore[attr-defined]
         raise
 
 
-def _load(environ: dict[str, str], given: dict[str, str | None] | None, with_key: bool, state_dir_only: bool,
+def _load(environ: dict[str, str], given: dict[str, str | None] | None, with_key: bool, dirs_only: bool,
           flag_name: Callable[[str], str], trust_environment: bool, warnings: list[str], unit: str | None,
           user: bool) -> Config:
     flags = {k: v for k, v in (given or {}).items() if v is not None}
@@ -240,10 +240,10 @@ def _load(environ: dict[str, str], given: dict[str, str | None] | None, with_key
         text = ""
     except OSError as e:
         raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
-    if text and (not state_dir_only or sets(text, "state_dir")):
+    if text and (not dirs_only or sets(text, "state_dir") or sets(text, "data_dir")):
         file_values = parse_file(path, text)
-    if state_dir_only:  # the other settings, good or bad, are not this caller's business
-        file_values = {k: v for k, v in file_values.items() if k == "state_dir"}
+    if dirs_only:  # the other settings, good or bad, are not this caller's business
+        file_values = {k: v for k, v in file_values.items() if k in ("state_dir", "data_dir")}
     warnings.extend(file_notes(path, file_values, [*SETTINGS, "api_key", "api_key_file"]))
     for name, raw in file_values.items():
         if name in SETTINGS:

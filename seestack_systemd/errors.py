@@ -35,3 +35,9 @@ class InvalidValue(SeestackError, ValueError):
     SDK's start_job/finish_job are documented to raise for one."""
 
     exit_code = EX_USAGE
+
+
+class Stopped(BaseException):
+    """The process was told to stop (SIGTERM) while a heartbeat was being sent: the
+    heartbeat stays in the spool. Not an Exception: no ``except Exception`` on the way
+    (a transport error handler) may take it for a failed attempt."""

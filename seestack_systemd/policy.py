@@ -26,6 +26,10 @@ BACKOFF_MAX_EXPONENT = 8  # 2**8 * 0.5 s is far past the cap: no float ever over
 BACKOFF_FLOOR_S = 0.25  # no retry sooner than this, whatever Retry-After says
 MIN_ATTEMPT_S = 0.05  # no attempt starts with less time left than this
 MAX_ERROR_TEXT = 300  # characters of a server's error shown in a log line
+# A root hook's delivery ends this long before systemd's stop timeout would kill it (the
+# interpreter's start, keeping the heartbeat and exiting come after the last attempt)...
+STOP_MARGIN_S = 0.5
+STOP_MARGIN_SHARE = 0.1  # ...plus this share of the timeout
 
 _KEY = "the backend rejected the API key from {key_source} (HTTP {status}): check that it is current and not revoked"
 _FOREIGN = ("{url} answered HTTP {status} without the ingest API's JSON error: a wrong path or a proxy"
@@ -114,6 +118,20 @@ def decide(answer: Answer, attempt: int, left: float, now: float, jitter: float 
             detail += f" (Retry-After {asked:.0f}s is past the deadline)"
         return Decision(KEEP, 0.0, detail)
     return Decision(RETRY, delay, detail)
+
+
+def stop_bound(deadline: float, stop_timeout: float | None, spent: float) -> tuple[float, str]:
+    """The delivery deadline of a hook that systemd kills ``stop_timeout`` seconds after
+    it started (None: never), ``spent`` seconds already gone: (seconds, why it is shorter
+    than ``deadline``, or '')."""
+    if stop_timeout is None:
+        return deadline, ""
+    left = stop_timeout - STOP_MARGIN_S - stop_timeout * STOP_MARGIN_SHARE - spent
+    if left >= deadline:
+        return deadline, ""
+    left = max(0.0, left)
+    return left, (f"systemd's stop timeout ({stop_timeout:g} s) leaves {left:.1f} s of the delivery deadline"
+                  f" ({deadline:g} s)")
 
 
 def _rule(answer: Answer) -> tuple[str, str]:

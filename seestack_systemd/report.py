@@ -12,10 +12,11 @@ import os
 import time
 from collections.abc import Callable  # not typing: that is milliseconds of every finish
 
-from . import heartbeat, spool
+from . import heartbeat, inflight, spool
 from .config import Config
-from .errors import StateError
+from .errors import StateError, Stopped
 from .files import atomic_write, read_private, secure_dir
+from .contract import rfc3339
 from .heartbeat import Run
 from .record import Record
 
@@ -86,35 +87,52 @@ def send(client: Client, body: bytes, run_id: str, slug: str, deadline_at: float
         sleep(decision.delay)
 
 
-def deliver(config: Config, run: Run, log: Callable[[str, str], None]) -> Delivery:
-    """Send ``run``'s heartbeat now, within ``config.deadline``, after replaying the spool;
-    keep it in the spool when the policy says so. Logs what happened; never raises for
-    delivery problems."""
+def deliver(config: Config, run: Run, log: Callable[[str, str], None], deadline: float | None = None,
+            why_short: str = "", sending: Callable[[], None] | None = None) -> Delivery:
+    """Send ``run``'s heartbeat now, within ``deadline`` (``config.deadline`` by default;
+    ``why_short`` says why it is shorter), after replaying the spool. The heartbeat is in
+    the spool before the first attempt and leaves it once delivered or dropped, so a kill
+    at any moment keeps it for the next flush. ``sending()`` is called once it is there:
+    from then on the caller may stop us (``Stopped``) and the heartbeat is kept. Logs what
+    happened; never raises for delivery problems."""
     body = heartbeat.body(run)
     said = list(config.warnings)  # a caller that checked the endpoint before has shown its warning
     client = connect(config)
     if client.target.endpoint.warning and client.target.endpoint.warning not in said:
         log("warning", client.target.endpoint.warning)
+    held, unspooled = _hold(config, run, body)
     started = time.monotonic()
-    deadline_at = started + config.deadline
-    replay(config, client, started + config.deadline * SPOOL_SHARE, log)
-    delivery = send(client, body, run.run_id, run.slug, deadline_at)
+    deadline = config.deadline if deadline is None else max(0.0, deadline)
+    deadline_at = started + deadline
+    try:
+        if sending:
+            sending()
+        replay(config, client, started + deadline * SPOOL_SHARE, log)
+        delivery = send(client, body, run.run_id, run.slug, deadline_at)
+    except Stopped as e:
+        delivery = Delivery("temporary", f"stopped by {e} before it was delivered")
     took = time.monotonic() - started
     if delivery.delivered:
         log("info", f"{run.slug}: {run.status} heartbeat {delivery.detail} in {took:.2f}s")
     elif delivery.outcome == "temporary":
-        delivery.spooled, where = _spool(config, run, body, log)
-        log("warning", f"{run.slug}: heartbeat not delivered after {delivery.attempts} attempt(s) in {took:.1f}s:"
-                       f" {delivery.detail}; {where}")
+        delivery.spooled, where = _keep(config, held, unspooled, log)
+        short = f"{why_short}: " if why_short else ""
+        tried = f" after {delivery.attempts} attempt(s) in {took:.1f}s" if delivery.attempts else ""
+        log("warning", f"{run.slug}: {short}heartbeat not delivered{tried}: {delivery.detail}; {where}")
     else:
         log("error", f"{run.slug}: {delivery.detail}; not retried")
+    if held and not delivery.spooled:
+        held.done()
+    _forget(config, run.run_id, log)
     _remember(config, run, delivery, log)
     return delivery
 
 
 def flush(config: Config, log: Callable[[str, str], None]) -> spool.FlushResult | None:
     """``seestack-hook flush``: replay the spool within ``config.deadline``; None when it
-    is empty (the flush timer's usual case, also before any endpoint is configured)."""
+    is empty (the flush timer's usual case, also before any endpoint is configured).
+    Runs that an earlier boot cut off are spooled first, as failed heartbeats."""
+    spool_interrupted(config, log)
     if not spool.entries(config.spool_dir):
         return None
     client = connect(config)
@@ -126,7 +144,10 @@ def flush(config: Config, log: Callable[[str, str], None]) -> spool.FlushResult 
 
 def replay(config: Config, client: Client, deadline_at: float, log: Callable[[str, str], None]) -> spool.FlushResult:
     """Deliver what the spool holds, oldest first, before ``deadline_at``."""
+    spool_interrupted(config, log)
+
     def settled(run_id: str, slug: str, outcome: str, detail: str) -> None:
+        _forget(config, run_id, log)  # a sender killed after writing it ahead left its run's record
         _settle(config, run_id, slug, outcome, detail, log)
 
     result = replay_dir(config.spool_dir, client, deadline_at, log, settled=settled)
@@ -159,6 +180,40 @@ def replay_dir(spool_dir: str, client: Client, deadline_at: float, log: Callable
     return spool.flush(spool_dir, send_one, deadline_at, log, clock)
 
 
+def spool_interrupted(config: Config, log: Callable[[str, str], None]) -> int:
+    """Turn each in-progress record an earlier boot left into a failed heartbeat in the
+    spool (durably, then the record goes); how many. Records of this boot are runs still going."""
+    from .state import current_boot_id
+
+    boot_id = current_boot_id()
+    left = [doc for doc in inflight.records(config.data_dir) if boot_id and doc.get("bootId") != boot_id]
+    if not left:
+        return 0
+    boot_started = inflight.boot_started()
+    try:
+        spooled = spool.entries(config.spool_dir)
+    except StateError as e:
+        log("error", f"runs interrupted by a reboot not reported yet: {e}")
+        return 0
+    for doc in left:
+        try:
+            if any(name.endswith(f"-{doc.get('runId')}{spool.SUFFIX}") for name in spooled):
+                inflight.end(config.data_dir, str(doc["runId"]))  # its own heartbeat is waiting already
+                continue
+            slug, fields = inflight.interrupted(doc, boot_started)
+            run = Run(slug=slug, **fields)
+            spool.put(config.spool_dir, run.run_id, heartbeat.body(run), run.finished_at,
+                      config.spool_max_files, config.spool_max_bytes)
+            inflight.end(config.data_dir, run.run_id)
+        except (StateError, ValueError, KeyError, TypeError) as e:
+            log("error", f"could not report the run interrupted by a reboot ({doc.get('slug')}, run"
+                         f" {doc.get('runId')}): {e}")
+            continue
+        log("warning", f"{slug}: the run started {rfc3339(run.started_at or 0)} was cut off by a reboot or power loss:"
+                       f" spooled a failed heartbeat for it (run {run.run_id})")
+    return len(left)
+
+
 def _slug_of(body: bytes) -> str:
     try:
         return str(json.loads(body).get("slug", "?"))
@@ -166,18 +221,37 @@ def _slug_of(body: bytes) -> str:
         return "?"
 
 
-def _spool(config: Config, run: Run, body: bytes, log: Callable[[str, str], None]) -> tuple[bool, str]:
+def _hold(config: Config, run: Run, body: bytes) -> tuple[spool.Held | None, str]:
+    """Write the heartbeat ahead into the spool: (its claim, '') or (None, why it could not be)."""
     try:
         if os.path.dirname(config.spool_dir.rstrip("/")) == config.data_dir.rstrip("/"):
             secure_dir(config.data_dir, setting="data_dir")  # a planted link there would redirect the spool
-        dropped = spool.put(config.spool_dir, run.run_id, body, run.finished_at,
-                            config.spool_max_files, config.spool_max_bytes)
+        return spool.hold(config.spool_dir, run.run_id, body, run.finished_at), ""
     except StateError as e:
-        return False, f"and it could not be spooled, so it is lost: {e}"
+        return None, str(e)
+
+
+def _keep(config: Config, held: spool.Held | None, unspooled: str,
+          log: Callable[[str, str], None]) -> tuple[bool, str]:
+    """Leave a held heartbeat in the spool for a replay: (whether it is there, what to say)."""
+    if held is None:
+        return False, f"and it could not be spooled, so it is lost: {unspooled}"
+    try:
+        dropped = held.keep(config.spool_max_files, config.spool_max_bytes)
+    except StateError as e:
+        return True, f"left in {config.spool_dir}, but {e}: a power loss now may lose it"
     if dropped:
         log("warning", f"spool full ({config.spool_max_files} files / {config.spool_max_bytes} bytes):"
                        f" dropped the {dropped} oldest heartbeat(s)")
     return True, f"spooled in {config.spool_dir} for replay"
+
+
+def _forget(config: Config, run_id: str, log: Callable[[str, str], None]) -> None:
+    """The run's heartbeat is settled (delivered, dropped or spooled): its in-progress record goes."""
+    try:
+        inflight.end(config.data_dir, run_id)
+    except StateError as e:
+        log("warning", f"{e}: after a reboot it would be reported as interrupted")
 
 
 def last_dir(config: Config) -> str:

@@ -7,7 +7,7 @@ import os
 import time
 
 from . import config
-from .errors import ConfigError, UsageError
+from .errors import ConfigError, StateError, UsageError
 from .heartbeat import Run
 from .slug import check_slug
 from .state import new_run_id
@@ -16,6 +16,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # the runner's imports (subprocess, threads) are run's alone, not ping's
     from typing import List, Optional, Tuple
 
+    from .log import Output
     from .runner import Finished
 
 
@@ -54,9 +55,25 @@ def monitoring(environ: dict, settings: dict, slug: str) -> Tuple[Optional[confi
     return cfg, cfg.send_warnings(), ""
 
 
-def command_run(slug: str, argv: list[str], finished: Finished, host: str) -> Run:
-    """The heartbeat for the command ``run`` ran (``argv``), from how it ended."""
-    return Run(slug, "success" if finished.success else "failed", new_run_id(),
+def begin_run(cfg: config.Config, slug: str, argv: list[str], out: Output) -> str:
+    """``run``'s in-progress record (so a reboot mid-run is still reported); the run's id.
+    A record that cannot be written is said, and the command runs all the same."""
+    from . import inflight
+    from .state import current_boot_id
+
+    run_id = new_run_id()
+    try:
+        inflight.begin(cfg.data_dir, run_id, slug, time.time(), current_boot_id(), os.uname().nodename,
+                       {"command": {"argv0": os.path.basename(argv[0])}})
+    except StateError as e:
+        out.log("warning", f"{slug}: {e}; {inflight.UNREPORTED}")
+    return run_id
+
+
+def command_run(slug: str, argv: list[str], finished: Finished, host: str, run_id: str = "") -> Run:
+    """The heartbeat for the command ``run`` ran (``argv``), from how it ended; ``run_id``
+    the one its in-progress record has (a new one when '')."""
+    return Run(slug, "success" if finished.success else "failed", run_id or new_run_id(),
                finished.started_at + finished.duration_ms / 1000, finished.duration_ms, finished.started_at,
                finished.message, host,
                {"command": {"argv0": os.path.basename(argv[0]), "exitCode": finished.exit_code}})

@@ -5,6 +5,13 @@ Idempotency-Key on its first line and then the exact request body: a replay is
 byte-identical and keeps the run's real ``finishedAt``. Senders claim a file
 with ``flock`` so a hook and the flush timer never send one file at once.
 What a replayed answer means is not decided here: ``flush`` asks its caller.
+
+Every heartbeat is written here before its first attempt (``hold``), claimed by
+its sender, and removed once delivered or dropped: a sender killed at any moment
+leaves it for the next flush. Only a kept one is fsynced (``Held.keep``): an
+fsync right after a job has filled the disk can wait seconds for ext4's journal,
+and the power-loss case before that is covered by the run's in-progress record
+(inflight.py), written durably before the job started.
 """
 
 from __future__ import annotations
@@ -42,11 +49,76 @@ def entries(spool_dir: str) -> list[str]:
         raise StateError(f"cannot read the spool {spool_dir}: {e.strerror}{elsewhere('spool_dir')}") from None
 
 
+class Held:
+    """A heartbeat written ahead into the spool, claimed (``flock``) by its sender until
+    ``done`` removes it or ``keep`` leaves it, durably, for a replay."""
+
+    def __init__(self, spool_dir: str, name: str, fd: int) -> None:
+        self.spool_dir, self.name, self.fd = spool_dir, name, fd
+
+    def done(self) -> None:
+        """Delivered or dropped: remove it (a flush that opened it meanwhile sees it unlinked)."""
+        _unlink(os.path.join(self.spool_dir, self.name))
+        self.release()
+
+    def keep(self, max_files: int, max_bytes: int) -> int:
+        """Leave it for a replay, on disk across a power loss; drop the oldest beyond the
+        bounds. Returns how many were dropped; StateError when it cannot be made durable."""
+        try:
+            os.fsync(self.fd)
+            _fsync_dir(self.spool_dir)
+        except OSError as e:
+            raise StateError(f"cannot sync {self.spool_dir}/{self.name}: {e.strerror}") from None
+        finally:
+            self.release()
+        return prune(self.spool_dir, max_files, max_bytes)
+
+    def release(self) -> None:
+        """Let go of the claim (closing the file ends the lock); idempotent."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def hold(spool_dir: str, run_id: str, body: bytes, finished_at: float) -> Held:
+    """Write one heartbeat into the spool, already claimed by the caller: it is locked
+    before its name appears, so no flush can send it while its sender still may."""
+    secure_dir(spool_dir, setting="spool_dir")
+    name = entry_name(run_id, finished_at)
+    tmp = os.path.join(spool_dir, f".{name}.{os.urandom(6).hex()}.tmp")
+    try:
+        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as e:
+        raise StateError(f"cannot write in {spool_dir}: {e.strerror}{elsewhere('spool_dir')}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        data = memoryview(run_id.encode("ascii") + b"\n" + body)
+        while data:
+            data = data[os.write(fd, data):]
+        os.fchmod(fd, 0o600)  # the umask must not loosen or tighten it
+        os.rename(tmp, os.path.join(spool_dir, name))
+    except OSError as e:
+        os.close(fd)
+        _unlink(tmp)
+        raise StateError(f"cannot write {spool_dir}/{name}: {e.strerror}") from None
+    return Held(spool_dir, name, fd)
+
+
+def entry_name(run_id: str, finished_at: float) -> str:
+    """A spooled heartbeat's file name: oldest first when sorted, one per run."""
+    return f"{int(finished_at * 1000):013d}-{run_id}{SUFFIX}"
+
+
 def put(spool_dir: str, run_id: str, body: bytes, finished_at: float, max_files: int, max_bytes: int) -> int:
     """Spool one heartbeat durably; drop the oldest beyond the bounds. Returns how many were dropped."""
     secure_dir(spool_dir, setting="spool_dir")
-    name = f"{int(finished_at * 1000):013d}-{run_id}{SUFFIX}"
-    atomic_write(spool_dir, name, run_id.encode("ascii") + b"\n" + body, durable=True, setting="spool_dir")
+    atomic_write(spool_dir, entry_name(run_id, finished_at), run_id.encode("ascii") + b"\n" + body, durable=True,
+                 setting="spool_dir")
+    return prune(spool_dir, max_files, max_bytes)
+
+
+def prune(spool_dir: str, max_files: int, max_bytes: int) -> int:
+    """Drop the oldest heartbeats beyond the bounds (the newest always stays); how many."""
     names = entries(spool_dir)
     sizes = []
     for n in names:
@@ -161,6 +233,14 @@ def _remove_entry(path: str) -> None:
         os.rmdir(path) if os.path.isdir(path) and not os.path.islink(path) else os.unlink(path)
     except OSError:
         pass
+
+
+def _fsync_dir(directory: str) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _unlink(path: str) -> None:

@@ -133,20 +133,20 @@ def show(units: list[str], properties: list[str], session: Mapping[str, str] | N
 
 
 def unit_facts(unit: str, session: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The unit's invocation, start timestamps and triggering timer (with its schedule and,
-    as ``nextRunAt``, its next elapse in Unix time)."""
+    """The unit's invocation, start timestamps, stop timeout and triggering timer (with its
+    schedule and, as ``nextRunAt``, its next elapse in Unix time)."""
     from .nextrun import next_elapse_now, next_run_at, systemd_calendar_next
 
     base = unit.rsplit(".", 1)[0]
     guess = base + ".timer"
     props = ["Id", "InvocationID", "TriggeredBy", "InactiveExitTimestampMonotonic",
-             "ExecMainStartTimestampMonotonic", "TimersCalendar", "TimersMonotonic", "RandomizedDelayUSec",
-             "NextElapseUSecRealtime", "NextElapseUSecMonotonic"]
+             "ExecMainStartTimestampMonotonic", "TimeoutStopUSec", "TimersCalendar", "TimersMonotonic",
+             "RandomizedDelayUSec", "NextElapseUSecRealtime", "NextElapseUSecMonotonic"]
     own, timer = show([unit, guess], props, session)
     trigger = next((t for t in own.get("TriggeredBy", "").split() if t.endswith(".timer")), "")
     if trigger and trigger != guess:
         timer = show([trigger], props, session)[0]
-    facts = {k: own[k] for k in props[:5] if own.get(k)}
+    facts = {k: own[k] for k in props[:6] if own.get(k)}
     if trigger:
         facts["trigger"] = trigger
         schedule = _schedule(timer)
@@ -226,19 +226,18 @@ def finished_run(
     config: Config,
     status: str | None = None,
     host: str | None = None,
-    session: Mapping[str, str] | None = None,
+    facts: Mapping[str, str] | None = None,
 ) -> Run:
     """The heartbeat for a run that just stopped: status from $SERVICE_RESULT (``status``
     when outside systemd), duration from the start record or else from systemd, a
     message a person reads in an alert, the ``source.systemd`` context and, for a timer's
-    run, ``nextRunAt``. ``session``: the environment of the user whose manager runs the
-    unit (None: the system manager's)."""
+    run, ``nextRunAt``. ``facts``: what ``unit_facts`` says of the unit ({} outside systemd)."""
     now_wall, now_mono = time.time(), time.monotonic()
     if env.service_result:
         # exec-condition: ExecCondition= chose to skip this run; systemd counts that as success.
         status = "success" if env.service_result in ("success", "exec-condition") else "failed"
     status = status or "success"
-    facts = unit_facts(env.unit, session) if env.unit and env.invocation_id else {}
+    facts = facts or {}
 
     duration = started_at = None
     if record:

@@ -651,8 +651,8 @@ class NetworkSettings(unittest.TestCase):
                 self.assertNotIn("pw@", str(cm.exception))
 
     def test_list_reads_data_dir(self):
-        """with_key=False (list) still reads every setting of the file; only start skips it"""
-        self.write("data_dir = /srv/seestack-data\n")
-        self.assertEqual(config.load({"SEESTACK_CONFIG": self.path}, with_key=False).data_dir, "/srv/seestack-data")
-        quick = config.load({"SEESTACK_CONFIG": self.path}, with_key=False, state_dir_only=True)
-        self.assertEqual(quick.data_dir, "/var/lib/seestack")
+        """with_key=False (list) still reads every setting of the file; start reads only the two directories"""
+        self.write("data_dir = /srv/seestack-data\ntimeout = 7\n")
+        self.assertEqual(config.load({"SEESTACK_CONFIG": self.path}, with_key=False).timeout, 7.0)
+        quick = config.load({"SEESTACK_CONFIG": self.path}, with_key=False, dirs_only=True)
+        self.assertEqual((quick.data_dir, quick.timeout), ("/srv/seestack-data", 5.0))

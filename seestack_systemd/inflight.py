@@ -1,0 +1,107 @@
+"""Runs in progress, in persistent storage: DATA_DIR/running/RUN_ID.json.
+
+``start`` and ``run`` write one, durably, before the job starts; the run's delivery
+removes it once the heartbeat is delivered, dropped or safely in the spool. The
+start record in /run (state.py) is gone after a reboot; this one is not, so a run
+that a crash, a power loss or a reboot cut off is still reported: a record left
+from an earlier boot becomes a failed heartbeat (``interrupted``) that the next
+replay sends. A record of this boot is a run still going, and is never touched.
+
+``start`` writes it without the json module (its import is tens of milliseconds
+of every job's start): the fields are strings and numbers, encoded by ``_encode``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .errors import StateError
+from .files import atomic_write, read_private, secure_dir
+
+RUNNING = "running"
+SUFFIX = ".json"
+UNREPORTED = "a reboot during this run would go unreported"  # said when a record cannot be written
+INTERRUPTED = "interrupted: the host rebooted or lost power during the run (started {started}); it never finished"
+
+
+def running_dir(data_dir: str) -> str:
+    return os.path.join(data_dir, RUNNING)
+
+
+def begin(data_dir: str, run_id: str, slug: str, started_at: float, boot_id: str, host: str,
+          source: dict[str, dict[str, str]]) -> str:
+    """Record, durably, that run ``run_id`` of ``slug`` started; return the record's path."""
+    secure_dir(data_dir, setting="data_dir")
+    doc = {"runId": run_id, "slug": slug, "startedAt": started_at, "bootId": boot_id, "host": host, "source": source}
+    return atomic_write(secure_dir(running_dir(data_dir), setting="data_dir"), run_id + SUFFIX,
+                        _encode(doc).encode("utf-8"), durable=True, setting="data_dir")
+
+
+def end(data_dir: str, run_id: str) -> None:
+    """The run's heartbeat is delivered, dropped or spooled: forget the run (gone already is fine)."""
+    try:
+        os.unlink(os.path.join(running_dir(data_dir), run_id + SUFFIX))
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        raise StateError(f"cannot remove the in-progress record of run {run_id}: {e.strerror}") from None
+
+
+def records(data_dir: str) -> list[dict]:
+    """Every run in progress (or left over from an earlier boot), oldest start first; a
+    record that cannot be read is skipped."""
+    import json
+
+    found = []
+    try:
+        names = sorted(n for n in os.listdir(running_dir(data_dir)) if n.endswith(SUFFIX))
+    except OSError:
+        return []
+    for name in names:
+        try:
+            doc = json.loads(read_private(os.path.join(running_dir(data_dir), name)))
+            if isinstance(doc, dict) and doc.get("runId") == name[:-len(SUFFIX)]:
+                found.append(doc)
+        except (OSError, ValueError, StateError):
+            continue
+    return sorted(found, key=lambda d: float(d.get("startedAt") or 0))
+
+
+def interrupted(doc: dict, boot_started: float) -> tuple[str, dict]:
+    """The failed heartbeat's (slug, fields) for a run an earlier boot cut off: its own id
+    and start, no duration (when it died is unknown), finished at the latest when this
+    boot began."""
+    from .contract import rfc3339
+
+    started = float(doc["startedAt"])
+    source = dict(doc.get("source") or {})
+    source["interrupted"] = {"bootId": str(doc.get("bootId", ""))}
+    return str(doc["slug"]), {
+        "run_id": str(doc["runId"]), "status": "failed", "finished_at": max(started, boot_started),
+        "duration_ms": None, "started_at": started, "host": doc.get("host") or None, "source": source,
+        "message": INTERRUPTED.format(started=rfc3339(started)),
+    }
+
+
+def boot_started(stat_path: str = "/proc/stat") -> float:
+    """When this boot began (Unix time, whole seconds as the kernel says it: the same in
+    every process, so two that convert one record write the same heartbeat)."""
+    try:
+        with open(stat_path, "rb") as f:
+            for line in f:
+                if line.startswith(b"btime "):
+                    return float(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0.0
+
+
+def _encode(value: object) -> str:
+    """JSON for the record's strings, numbers and dicts of them."""
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{_encode(str(k))}:{_encode(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, str):
+        return '"' + "".join(c if c >= " " and c not in '"\\' else f"\\u{ord(c):04x}" for c in value) + '"'
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return repr(value)
+    raise TypeError(f"cannot record {type(value).__name__}")

@@ -1,0 +1,189 @@
+"""No run goes unreported: the heartbeat is in the spool before its first attempt, so a
+sender killed mid-delivery (SIGKILL: nothing of ours runs) leaves it for the next flush,
+which delivers it once; SIGTERM stops a hook's sending and keeps it; a flush never sends
+what a live sender still holds; a run an earlier boot cut off is reported as interrupted.
+
+Real processes and real signals, against a scripted raw-byte server: one that reads the
+request and never answers (a silent backend), then one that answers 202.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from typing import List
+
+from seestack_systemd import inflight, policy
+
+from .rawserver import RawServer, response
+from .support import API_KEY, ROOT, HookTestCase, hook_argv, spool_files
+
+ACCEPTED = response("202 Accepted", b'{"accepted": true}')
+
+
+def silent(conn: socket.socket) -> None:
+    """Read the request, then never answer: the sender waits until it is stopped."""
+    conn.settimeout(30)
+    try:
+        conn.recv(1)
+    except OSError:
+        pass
+
+
+class Durability(HookTestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        self.server = RawServer([silent, ACCEPTED], repeat_last=True)
+        self.addCleanup(self.server.close)
+        self.env.update(SEESTACK_ENDPOINT=self.server.url, SEESTACK_DEADLINE="20", SEESTACK_TIMEOUT="20")
+
+    def spawn(self, argv: List[str], **env: str) -> subprocess.Popen:
+        full = dict(self.env, **env)
+        proc = subprocess.Popen(argv, cwd=ROOT, env=full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        return proc
+
+    def wait_sending(self, proc: subprocess.Popen) -> None:
+        """Until the silent backend holds the sender's request (the sender now waits on it)."""
+        deadline = time.monotonic() + 20
+        while not self.server.requests:
+            if proc.poll() is not None:
+                self.fail(f"the sender ended early: {proc.communicate()}")
+            self.assertLess(time.monotonic(), deadline, "the sender never reached the backend")
+            time.sleep(0.02)
+
+    def spooled(self) -> List[bytes]:
+        """Each spooled file's content (Idempotency-Key line, then the body)."""
+        spool = os.path.join(self.data_dir, "spool")
+        out = []
+        for name in spool_files(self.data_dir):
+            with open(os.path.join(spool, name), "rb") as f:
+                out.append(f.read())
+        return out
+
+    def running(self) -> List[str]:
+        path = inflight.running_dir(self.data_dir)
+        return sorted(os.listdir(path)) if os.path.isdir(path) else []
+
+    def flush_delivers_once(self, sent: bytes) -> None:
+        """The next flush sends the heartbeat the killed sender had sent, byte for byte, once."""
+        [held] = self.spooled()
+        key, _, body = held.partition(b"\n")
+        self.assertEqual(body, sent)
+        done = self.hook("flush")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertEqual([b for _, b in self.server.requests], [sent, sent])
+        self.assertIn(b"idempotency-key: " + key, self.server.requests[1][0].lower())
+        self.assertEqual(self.spooled(), [])
+        self.assertEqual(self.running(), [], "the run's in-progress record outlived its delivery")
+        self.assertEqual(self.hook("flush").returncode, 0)
+        self.assertEqual(len(self.server.requests), 2, "delivered twice")
+
+    def test_finish_sigkilled_mid_delivery(self):
+        """finish SIGKILLed while it waits on a silent backend: the next flush delivers its heartbeat once"""
+        self.assertEqual(self.hook("start", "job").returncode, 0)
+        self.assertEqual(len(self.running()), 1)
+        proc = self.spawn(hook_argv(["finish", "job", "--status", "failed"]))
+        self.wait_sending(proc)
+        proc.kill()
+        proc.wait()
+        self.flush_delivers_once(self.server.requests[0][1])
+
+    def test_run_sigkilled_mid_delivery(self):
+        """run SIGKILLed while it delivers: the next flush delivers the command's heartbeat once"""
+        proc = self.spawn(hook_argv(["run", "job", "--", "sh", "-c", "echo done"]))
+        self.wait_sending(proc)
+        proc.kill()
+        proc.wait()
+        sent = self.server.requests[0][1]
+        self.assertEqual(json.loads(sent)["message"], "done")
+        self.flush_delivers_once(sent)
+
+    def test_library_sigkilled_mid_delivery(self):
+        """a library finish_job SIGKILLed while it delivers: the next flush delivers it once"""
+        code = ("from seestack_systemd import start_job, finish_job\n"
+                "finish_job(start_job('lib-job'), 'success', 'Processed 1,842 records')\n")
+        proc = self.spawn([sys.executable, "-c", code])
+        self.wait_sending(proc)
+        proc.kill()
+        proc.wait()
+        sent = self.server.requests[0][1]
+        self.assertEqual(json.loads(sent)["slug"], "lib-job")
+        self.flush_delivers_once(sent)
+
+    def test_sigterm_keeps_and_exits_zero(self):
+        """SIGTERM to finish mid-delivery: exit 0 at once, one log line, the heartbeat kept for the flush"""
+        self.assertEqual(self.hook("start", "job").returncode, 0)
+        proc = self.spawn(hook_argv(["finish", "job", "--status", "success"]))
+        self.wait_sending(proc)
+        stopped = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=10)
+        self.assertLess(time.monotonic() - stopped, 2.0)
+        self.assertEqual(proc.returncode, 0, err)
+        lines = err.strip().splitlines()
+        self.assertEqual(len(lines), 1, err)
+        self.assertIn("stopped by SIGTERM", lines[0])
+        self.assertIn("spooled in", lines[0])
+        self.assertNotIn(API_KEY, err)
+        self.flush_delivers_once(self.server.requests[0][1])
+
+    def test_flush_skips_what_a_live_sender_holds(self):
+        """a flush while finish still waits on its heartbeat does not send it too"""
+        self.assertEqual(self.hook("start", "job").returncode, 0)
+        proc = self.spawn(hook_argv(["finish", "job", "--status", "success"]))
+        self.wait_sending(proc)
+        self.assertEqual(len(self.spooled()), 1, "not written ahead")
+        done = self.hook("flush")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertEqual(len(self.server.requests), 1, "the flush sent what a live sender holds")
+        self.assertEqual(len(self.spooled()), 1)
+        proc.kill()
+        proc.wait()
+        self.flush_delivers_once(self.server.requests[0][1])
+
+    def test_run_of_an_earlier_boot_is_reported_interrupted(self):
+        """an in-progress record of an earlier boot becomes one failed 'interrupted' heartbeat; this boot's is untouched"""
+        self.assertEqual(self.hook("start", "old").returncode, 0)
+        [old] = self.running()
+        path = os.path.join(inflight.running_dir(self.data_dir), old)
+        with open(path) as f:
+            record = json.load(f)
+        # What a reboot leaves: the record, written under another boot id.
+        text = open(path).read().replace(record["bootId"], "0" * 8 + "-0000-4000-8000-" + "0" * 12)
+        with open(path, "w") as f:
+            f.write(text)
+        self.assertEqual(self.hook("start", "now").returncode, 0)
+        backend = RawServer([])  # answers 202
+        self.addCleanup(backend.close)
+        self.env["SEESTACK_ENDPOINT"] = backend.url
+        done = self.hook("flush")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertIn("cut off by a reboot or power loss", done.stderr)
+        [(head, body)] = backend.requests
+        sent = json.loads(body)
+        self.assertEqual((sent["slug"], sent["status"], sent["runId"], sent["durationMs"]),
+                         ("old", "failed", record["runId"], None))
+        self.assertTrue(sent["message"].startswith("interrupted: the host rebooted or lost power during the run"))
+        self.assertIn(b"idempotency-key: " + record["runId"].encode(), head.lower())
+        self.assertEqual([json.loads(open(os.path.join(inflight.running_dir(self.data_dir), n)).read())["slug"]
+                          for n in self.running()], ["now"], "this boot's run was touched")
+        self.assertEqual(self.spooled(), [])
+        self.hook("flush")
+        self.assertEqual(len(backend.requests), 1, "the interrupted run was reported twice")
+
+
+class StopBound(HookTestCase):
+    def test_stop_timeout_bounds_the_deadline(self):
+        """the delivery ends before systemd's stop timeout, with the reason; no timeout, no bound"""
+        self.assertEqual(policy.stop_bound(10.0, None, 0.1), (10.0, ""))
+        self.assertEqual(policy.stop_bound(10.0, 90.0, 0.1), (10.0, ""))
+        left, why = policy.stop_bound(10.0, 2.0, 0.1)
+        self.assertAlmostEqual(left, 2.0 - policy.STOP_MARGIN_S - 2.0 * policy.STOP_MARGIN_SHARE - 0.1)
+        self.assertEqual(why, "systemd's stop timeout (2 s) leaves 1.2 s of the delivery deadline (10 s)")
+        self.assertEqual(policy.stop_bound(10.0, 0.5, 0.1)[0], 0.0)
