@@ -181,7 +181,7 @@ class Reliability(harness.ReleaseTest, unittest.TestCase):
             self.assertEqual(request.headers["idempotency-key"], run_id)
             self.assertGreaterEqual(request.received_at, before_flush)
             self.assertLess(rfc3339_to_unix(request.json()["finishedAt"]), before_flush - 0.9)
-        self.assertEqual(len(receiver.requests), 3)
+        self.assertEqual(len(receiver.requests), 4)
         self.assertEqual(self.spool(c), [])
         # It was the timer's service that replayed them, started by the timer after the backend came back.
         flush = self.props(c, "seestack-flush.service", "Result", "ExecMainStartTimestamp")
@@ -191,7 +191,7 @@ class Reliability(harness.ReleaseTest, unittest.TestCase):
         self.assertNotIn(trigger, ("", "n/a", "0"))
 
     def test_power_loss_mid_run(self):
-        """power loss during a run: the spooled heartbeat survives and is delivered once; the next finish reports durationMs null or the new run's own duration"""
+        """power loss during a run: the spooled heartbeat survives and is delivered once; the lost run is reported as interrupted; the next finish reports durationMs null or the new run's own duration"""
         c = CONTAINERS["reboot"]
         self.add_unit(c, "spooled", "ExecStart=/bin/sh -c 'echo before the power loss'", "d12-spooled")
         self.add_unit(c, "long", "ExecStart=/bin/sleep 60", "d12-long")
@@ -222,14 +222,18 @@ class Reliability(harness.ReleaseTest, unittest.TestCase):
         c.systemctl("daemon-reload")
         c.systemctl("start", "e2e-long.service")
         self.wait_inactive(c, "e2e-long.service")
-        wait_until("2 heartbeats of d12-long", lambda: len(of_slug(receiver, "d12-long")) >= 2)
+        wait_until("3 heartbeats of d12-long", lambda: len(of_slug(receiver, "d12-long")) >= 3)
         self.assertEqual(c.run(["seestack-hook", "flush"]).returncode, 0)
         time.sleep(0.5)
 
         replayed = [r for r in receiver.requests if r.headers.get("idempotency-key") == run_id]
         self.assertEqual([r.body for r in replayed], [body], "the spooled heartbeat was not delivered exactly once")
         self.assertEqual(replayed[0].status, 202)
-        manual, rerun = [r.json() for r in of_slug(receiver, "d12-long")]
+        # The lost run itself, reported by the first delivery after the boot (its replay step), then the two runs.
+        interrupted, manual, rerun = [r.json() for r in of_slug(receiver, "d12-long")]
+        self.assertEqual(interrupted["status"], "failed")
+        self.assertTrue(interrupted["message"].startswith("interrupted: the host rebooted or lost power"))
+        self.assertAlmostEqual(rfc3339_to_unix(interrupted["startedAt"]), started_at, delta=0.002)
         lost_for = (rebooted_at - started_at) * 1000
         self.assertIsNone(manual["durationMs"], f"finish after the reboot reported {manual['durationMs']} ms;"
                           f" the lost run started {lost_for:.0f} ms before the reboot")
@@ -238,4 +242,4 @@ class Reliability(harness.ReleaseTest, unittest.TestCase):
         self.assertTrue(250 <= rerun["durationMs"] < 5000, rerun["durationMs"])
         self.assertGreater(rfc3339_to_unix(rerun["startedAt"]), rebooted_at - 1)
         self.assertEqual(self.spool(c), [])
-        self.assertEqual(len(receiver.requests), 3)
+        self.assertEqual(len(receiver.requests), 4)

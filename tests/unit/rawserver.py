@@ -58,6 +58,12 @@ class RawServer:
         return [head.split(b" ")[1].decode("latin-1") for head, _ in self.requests]
 
     def close(self) -> None:
+        # close() alone leaves a thread blocked in accept() listening on the port (Linux),
+        # still answering whoever connects there next: shutdown wakes it first.
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.sock.close()
 
     def __enter__(self) -> "RawServer":
