@@ -99,7 +99,7 @@ class StopOnTerm:
 
 
 def cmd_finish(opts, environ, out: Output) -> int:
-    from . import config, state, systemd
+    from . import config, inflight, state, systemd
     from .nextrun import parse_timespan
     from .policy import stop_bound
     from .report import deliver
@@ -128,6 +128,7 @@ def cmd_finish(opts, environ, out: Output) -> int:
     facts = systemd.unit_facts(env.unit, session) if env.unit and env.invocation_id else {}
     # The unit's journal tail is read first: our own warnings must not become the job's "last line".
     run = systemd.finished_run(slug, env, record, cfg, opts.get("status"), os.uname().nodename, facts)
+    inflight.note_overlap(run, inflight.overlap(cfg.data_dir, slug, run.run_id))
     out.warn(notes)
     out.warn(cfg.send_warnings())
     if problem:
@@ -172,7 +173,7 @@ def cmd_run(opts, environ, out: Output) -> int:
     # The job gets our environment minus the key: it is the agent's secret, not the job's.
     job_env = {k: v for k, v in environ.items() if k != "SEESTACK_API_KEY"}
     tail_lines = cfg.output_lines if cfg is not None else 0
-    run_id = begin_run(cfg, slug, cmd, out) if cfg is not None else ""
+    run_id, overlap = begin_run(cfg, slug, cmd, out) if cfg is not None else ("", {})
     # A signal once the job has ended (cron or a terminal stopping us mid-delivery) is
     # noted, not obeyed: the heartbeat still goes out and we exit with the job's status.
     late: list[int] = []
@@ -187,7 +188,7 @@ def cmd_run(opts, environ, out: Output) -> int:
         out.log("warning", f"{slug}: the command exited but a process it started still held its output after"
                            f" {OUTPUT_GRACE_S:g}s; stopped reading it")
     if cfg is not None:
-        deliver(cfg, command_run(slug, cmd, finished, os.uname().nodename, run_id), out.log)
+        deliver(cfg, command_run(slug, cmd, finished, os.uname().nodename, run_id, overlap), out.log)
     for signum in late:
         out.log("warning", f"{signal.Signals(signum).name} arrived after the command ended; exiting with its status")
     # The command's own exit code, whatever happened to the heartbeat.

@@ -1,4 +1,4 @@
-"""Runs in progress, in persistent storage: DATA_DIR/running/RUN_ID.json.
+"""Runs in progress, in persistent storage: DATA_DIR/running/SLUG/RUN_ID.json.
 
 ``start`` and ``run`` write one, durably, before the job starts; the run's delivery
 removes it once the heartbeat is delivered, dropped or safely in the spool. The
@@ -9,6 +9,8 @@ replay sends. A record of this boot is a run still going, and is never touched.
 
 ``start`` writes it without the json module (its import is tens of milliseconds
 of every job's start): the fields are strings and numbers, encoded by ``_encode``.
+One directory per slug lets ``begin`` see, from one listing, whether another run of
+the same job is still going: the overlap a heartbeat then reports.
 """
 
 from __future__ import annotations
@@ -18,7 +20,12 @@ import os
 from .errors import StateError
 from .files import atomic_write, read_private, secure_dir
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # heartbeat imports json: not on start's path
+    from .heartbeat import Run
+
 RUNNING = "running"
+_UUID = frozenset("0123456789abcdef-")
 SUFFIX = ".json"
 UNREPORTED = "a reboot during this run would go unreported"  # said when a record cannot be written
 INTERRUPTED = "interrupted: the host rebooted or lost power during the run (started {started}); it never finished"
@@ -29,42 +36,94 @@ def running_dir(data_dir: str) -> str:
 
 
 def begin(data_dir: str, run_id: str, slug: str, started_at: float, boot_id: str, host: str,
-          source: dict[str, dict[str, str]]) -> str:
-    """Record, durably, that run ``run_id`` of ``slug`` started; return the record's path."""
-    secure_dir(data_dir, setting="data_dir")
-    doc = {"runId": run_id, "slug": slug, "startedAt": started_at, "bootId": boot_id, "host": host, "source": source}
-    return atomic_write(secure_dir(running_dir(data_dir), setting="data_dir"), run_id + SUFFIX,
-                        _encode(doc).encode("utf-8"), durable=True, setting="data_dir")
+          source: dict[str, dict[str, str]]) -> dict[str, object]:
+    """Record, durably, that run ``run_id`` of ``slug`` started. Returns what it found of
+    other runs of ``slug`` still going on this boot ({} when none): ``{"earlierRuns": N,
+    "since": START}``, which the record keeps too (see ``overlap``)."""
+    directory = os.path.join(secure_dir(running_dir(secure_dir(data_dir, setting="data_dir")), setting="data_dir"),
+                             slug)
+    secure_dir(directory, setting="data_dir")
+    others = [n for n in os.listdir(directory) if n.endswith(SUFFIX)]
+    overlap: dict[str, object] = {}
+    if others:  # rare: only then is json imported, to tell a run still going from a reboot's leftover
+        earlier = [float(doc["startedAt"]) for doc in _read(directory, others) if doc.get("bootId") == boot_id]
+        if earlier:
+            overlap = {"earlierRuns": len(earlier), "since": min(earlier)}
+    doc: dict[str, object] = {"runId": run_id, "slug": slug, "startedAt": started_at, "bootId": boot_id, "host": host,
+                              "source": source}
+    if overlap:
+        doc["overlap"] = overlap
+    atomic_write(directory, run_id + SUFFIX, _encode(doc).encode("utf-8"), durable=True, setting="data_dir")
+    return overlap
 
 
-def end(data_dir: str, run_id: str) -> None:
+def end(data_dir: str, slug: str, run_id: str) -> None:
     """The run's heartbeat is delivered, dropped or spooled: forget the run (gone already is fine)."""
+    if not run_id or not set(run_id) <= _UUID:
+        return  # read from a spool file: never a path
     try:
-        os.unlink(os.path.join(running_dir(data_dir), run_id + SUFFIX))
+        os.unlink(os.path.join(running_dir(data_dir), slug, run_id + SUFFIX))
     except FileNotFoundError:
         pass
     except OSError as e:
         raise StateError(f"cannot remove the in-progress record of run {run_id}: {e.strerror}") from None
 
 
+def overlap(data_dir: str, slug: str, run_id: str) -> dict:
+    """What ``begin`` found of other runs of ``slug`` going on when ``run_id`` started ({}: none)."""
+    found = _read(os.path.join(running_dir(data_dir), slug), [run_id + SUFFIX])
+    return dict(found[0].get("overlap") or {}) if found else {}
+
+
+def note_overlap(run: Run, found: dict) -> None:
+    """Say in ``run``'s heartbeat that it started while ``found`` other runs of its job were
+    still going: in ``source.overlap`` always, and on the message's second line when it
+    failed (the first is the reason, the rest the output, which a long tail may cut)."""
+    from .contract import rfc3339
+
+    if not found:
+        return
+    n, since = int(found["earlierRuns"]), rfc3339(float(found["since"]))
+    runs = "run of this job was" if n == 1 else "runs of this job were"
+    words = f"started while {n} earlier {runs} still running (since {since})"
+    run.source = dict(run.source or {}, overlap={"earlierRuns": n, "since": since})
+    if run.status == "failed":
+        head, newline, rest = (run.message or "failed").partition("\n")
+        run.message = f"{head}\n{words}{newline}{rest}"
+
+
 def records(data_dir: str) -> list[dict]:
     """Every run in progress (or left over from an earlier boot), oldest start first; a
     record that cannot be read is skipped."""
+    found = []
+    try:
+        slugs = sorted(os.listdir(running_dir(data_dir)))
+    except OSError:
+        return []
+    for slug in slugs:
+        directory = os.path.join(running_dir(data_dir), slug)
+        try:
+            names = sorted(n for n in os.listdir(directory) if n.endswith(SUFFIX))
+        except OSError:
+            continue
+        found += [doc for doc in _read(directory, names) if doc.get("slug") == slug]
+    return sorted(found, key=lambda d: float(d.get("startedAt") or 0))
+
+
+def _read(directory: str, names: list[str]) -> list[dict]:
+    """The records named, each a dict whose runId matches its name; the unreadable left out."""
     import json
 
     found = []
-    try:
-        names = sorted(n for n in os.listdir(running_dir(data_dir)) if n.endswith(SUFFIX))
-    except OSError:
-        return []
     for name in names:
         try:
-            doc = json.loads(read_private(os.path.join(running_dir(data_dir), name)))
+            doc = json.loads(read_private(os.path.join(directory, name)))
             if isinstance(doc, dict) and doc.get("runId") == name[:-len(SUFFIX)]:
+                float(doc.get("startedAt"))  # type: ignore[arg-type]
                 found.append(doc)
-        except (OSError, ValueError, StateError):
+        except (OSError, ValueError, TypeError, StateError):
             continue
-    return sorted(found, key=lambda d: float(d.get("startedAt") or 0))
+    return found
 
 
 def interrupted(doc: dict, boot_started: float) -> tuple[str, dict]:

@@ -123,7 +123,7 @@ def deliver(config: Config, run: Run, log: Callable[[str, str], None], deadline:
         log("error", f"{run.slug}: {delivery.detail}; not retried")
     if held and not delivery.spooled:
         held.done()
-    _forget(config, run.run_id, log)
+    _forget(config, run.slug, run.run_id, log)
     _remember(config, run, delivery, log)
     return delivery
 
@@ -147,7 +147,7 @@ def replay(config: Config, client: Client, deadline_at: float, log: Callable[[st
     spool_interrupted(config, log)
 
     def settled(run_id: str, slug: str, outcome: str, detail: str) -> None:
-        _forget(config, run_id, log)  # a sender killed after writing it ahead left its run's record
+        _forget(config, slug, run_id, log)  # a sender killed after writing it ahead left its run's record
         _settle(config, run_id, slug, outcome, detail, log)
 
     result = replay_dir(config.spool_dir, client, deadline_at, log, settled=settled)
@@ -198,13 +198,13 @@ def spool_interrupted(config: Config, log: Callable[[str, str], None]) -> int:
     for doc in left:
         try:
             if any(name.endswith(f"-{doc.get('runId')}{spool.SUFFIX}") for name in spooled):
-                inflight.end(config.data_dir, str(doc["runId"]))  # its own heartbeat is waiting already
+                inflight.end(config.data_dir, str(doc["slug"]), str(doc["runId"]))  # its heartbeat waits already
                 continue
             slug, fields = inflight.interrupted(doc, boot_started)
             run = Run(slug=slug, **fields)
             spool.put(config.spool_dir, run.run_id, heartbeat.body(run), run.finished_at,
                       config.spool_max_files, config.spool_max_bytes)
-            inflight.end(config.data_dir, run.run_id)
+            inflight.end(config.data_dir, slug, run.run_id)
         except (StateError, ValueError, KeyError, TypeError) as e:
             log("error", f"could not report the run interrupted by a reboot ({doc.get('slug')}, run"
                          f" {doc.get('runId')}): {e}")
@@ -246,10 +246,14 @@ def _keep(config: Config, held: spool.Held | None, unspooled: str,
     return True, f"spooled in {config.spool_dir} for replay"
 
 
-def _forget(config: Config, run_id: str, log: Callable[[str, str], None]) -> None:
+def _forget(config: Config, slug: str, run_id: str, log: Callable[[str, str], None]) -> None:
     """The run's heartbeat is settled (delivered, dropped or spooled): its in-progress record goes."""
+    from .slug import check_slug
+
     try:
-        inflight.end(config.data_dir, run_id)
+        inflight.end(config.data_dir, check_slug(slug), run_id)  # the slug names a directory: only a valid one
+    except ValueError:
+        return
     except StateError as e:
         log("warning", f"{e}: after a reboot it would be reported as interrupted")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import time
 
-from . import config
+from . import config, inflight
 from .errors import ConfigError, StateError, UsageError
 from .heartbeat import Run
 from .slug import check_slug
@@ -14,7 +14,7 @@ from .state import new_run_id
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # the runner's imports (subprocess, threads) are run's alone, not ping's
-    from typing import List, Optional, Tuple
+    from typing import Dict, List, Optional, Tuple
 
     from .log import Output
     from .runner import Finished
@@ -55,25 +55,28 @@ def monitoring(environ: dict, settings: dict, slug: str) -> Tuple[Optional[confi
     return cfg, cfg.send_warnings(), ""
 
 
-def begin_run(cfg: config.Config, slug: str, argv: list[str], out: Output) -> str:
-    """``run``'s in-progress record (so a reboot mid-run is still reported); the run's id.
-    A record that cannot be written is said, and the command runs all the same."""
-    from . import inflight
+def begin_run(cfg: config.Config, slug: str, argv: list[str], out: Output) -> Tuple[str, Dict[str, object]]:
+    """``run``'s in-progress record (so a reboot mid-run is still reported): the run's id, and
+    the other runs of ``slug`` it found still going (see inflight.begin). A record that
+    cannot be written is said, and the command runs all the same."""
     from .state import current_boot_id
 
     run_id = new_run_id()
     try:
-        inflight.begin(cfg.data_dir, run_id, slug, time.time(), current_boot_id(), os.uname().nodename,
-                       {"command": {"argv0": os.path.basename(argv[0])}})
+        return run_id, inflight.begin(cfg.data_dir, run_id, slug, time.time(), current_boot_id(),
+                                      os.uname().nodename, {"command": {"argv0": os.path.basename(argv[0])}})
     except StateError as e:
         out.log("warning", f"{slug}: {e}; {inflight.UNREPORTED}")
-    return run_id
+    return run_id, {}
 
 
-def command_run(slug: str, argv: list[str], finished: Finished, host: str, run_id: str = "") -> Run:
+def command_run(slug: str, argv: list[str], finished: Finished, host: str, run_id: str = "",
+                overlap: Optional[Dict[str, object]] = None) -> Run:
     """The heartbeat for the command ``run`` ran (``argv``), from how it ended; ``run_id``
-    the one its in-progress record has (a new one when '')."""
-    return Run(slug, "success" if finished.success else "failed", run_id or new_run_id(),
-               finished.started_at + finished.duration_ms / 1000, finished.duration_ms, finished.started_at,
-               finished.message, host,
-               {"command": {"argv0": os.path.basename(argv[0]), "exitCode": finished.exit_code}})
+    the one its in-progress record has (a new one when ''), ``overlap`` what that found."""
+    run = Run(slug, "success" if finished.success else "failed", run_id or new_run_id(),
+              finished.started_at + finished.duration_ms / 1000, finished.duration_ms, finished.started_at,
+              finished.message, host,
+              {"command": {"argv0": os.path.basename(argv[0]), "exitCode": finished.exit_code}})
+    inflight.note_overlap(run, overlap or {})
+    return run

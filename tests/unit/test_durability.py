@@ -67,8 +67,10 @@ class Durability(HookTestCase):
         return out
 
     def running(self) -> List[str]:
-        path = inflight.running_dir(self.data_dir)
-        return sorted(os.listdir(path)) if os.path.isdir(path) else []
+        """SLUG/RUNID.json of each in-progress record."""
+        top = inflight.running_dir(self.data_dir)
+        return sorted(os.path.join(slug, name) for slug in (os.listdir(top) if os.path.isdir(top) else ())
+                      for name in os.listdir(os.path.join(top, slug)))
 
     def flush_delivers_once(self, sent: bytes) -> None:
         """The next flush sends the heartbeat the killed sender had sent, byte for byte, once."""
@@ -171,11 +173,71 @@ class Durability(HookTestCase):
                          ("old", "failed", record["runId"], None))
         self.assertTrue(sent["message"].startswith("interrupted: the host rebooted or lost power during the run"))
         self.assertIn(b"idempotency-key: " + record["runId"].encode(), head.lower())
-        self.assertEqual([json.loads(open(os.path.join(inflight.running_dir(self.data_dir), n)).read())["slug"]
-                          for n in self.running()], ["now"], "this boot's run was touched")
+        self.assertEqual([n.split("/")[0] for n in self.running()], ["now"], "this boot's run was touched")
         self.assertEqual(self.spooled(), [])
         self.hook("flush")
         self.assertEqual(len(backend.requests), 1, "the interrupted run was reported twice")
+
+
+class Overlap(HookTestCase):
+    """A run that starts while another run of its job still goes says so; one after it does not."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.server = RawServer([])  # answers 202
+        self.addCleanup(self.server.close)
+        self.env["SEESTACK_ENDPOINT"] = self.server.url
+
+    def sent(self) -> List[dict]:
+        return [json.loads(body) for _, body in self.server.requests]
+
+    def test_overlapping_hook_runs(self):
+        """two starts of one slug before either finishes: the second run's failed heartbeat names the first; later runs do not"""
+        first, second = "1" * 32, "2" * 32
+        self.assertEqual(self.hook("start", "job", env={"INVOCATION_ID": first}).returncode, 0)
+        [record] = [json.load(open(os.path.join(inflight.running_dir(self.data_dir), "job", n)))
+                    for n in os.listdir(os.path.join(inflight.running_dir(self.data_dir), "job"))]
+        self.assertEqual(self.hook("start", "job", env={"INVOCATION_ID": second}).returncode, 0)
+        done = self.hook("finish", "job", env={"INVOCATION_ID": second, "SERVICE_RESULT": "exit-code",
+                                               "EXIT_CODE": "exited", "EXIT_STATUS": "3"})
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertEqual(self.hook("finish", "job", env={"INVOCATION_ID": first, "SERVICE_RESULT": "success"})
+                         .returncode, 0)
+        overlapped, alone = self.sent()
+        lines = overlapped["message"].split("\n")
+        self.assertEqual(lines[0], "exit-code: exited with status 3")
+        since = inflight_since(record["startedAt"])
+        self.assertEqual(lines[1], f"started while 1 earlier run of this job was still running (since {since})")
+        self.assertEqual(overlapped["source"]["overlap"], {"earlierRuns": 1, "since": since})
+        self.assertNotIn("overlap", alone.get("source", {}))
+        self.assertEqual(self.hook("start", "job", env={"INVOCATION_ID": first}).returncode, 0)
+        self.assertEqual(self.hook("finish", "job", env={"INVOCATION_ID": first, "SERVICE_RESULT": "success"})
+                         .returncode, 0)
+        self.assertNotIn("overlap", self.sent()[2].get("source", {}))
+
+    def test_overlapping_run(self):
+        """run started while an earlier run of the slug still goes: its heartbeat (source and failed message) says so"""
+        long = subprocess.Popen(hook_argv(["run", "job", "--", "sleep", "3"]), cwd=ROOT, env=self.env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.addCleanup(lambda: long.poll() is None and long.kill())
+        deadline = time.monotonic() + 10
+        while not os.path.isdir(os.path.join(inflight.running_dir(self.data_dir), "job")) or \
+                not os.listdir(os.path.join(inflight.running_dir(self.data_dir), "job")):
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.02)
+        done = self.hook("run", "job", "--", "sh", "-c", "echo disk full >&2; exit 1")
+        self.assertEqual(done.returncode, 1)
+        [sent] = self.sent()
+        self.assertEqual(sent["source"]["overlap"]["earlierRuns"], 1)
+        self.assertIn("\nstarted while 1 earlier run of this job was still running (since ", sent["message"])
+        self.assertEqual(long.wait(10), 0)
+        self.assertNotIn("overlap", self.sent()[1]["source"])
+
+
+def inflight_since(started_at: float) -> str:
+    from seestack_systemd.contract import rfc3339
+
+    return rfc3339(started_at)
 
 
 class StopBound(HookTestCase):

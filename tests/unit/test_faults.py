@@ -461,7 +461,7 @@ class DiskFaults(FaultCase):
         """data dir (spool, last) on a full tmpfs: delivered when the backend is up; lost with one clear line when down; run keeps its exit code"""
         self.full_tmpfs(self.data_dir)
         self.check_data_dir_broken("data dir on a full tmpfs", "No space left on device")
-        self.assertEqual(sorted(tree(self.data_dir)), [".filler", "last", "running", "spool"])
+        self.assertEqual(sorted(tree(self.data_dir)), [".filler", "last", "running", "running/job", "spool"])
 
     def test_read_only_data_dir(self):
         """data dir on a read-only mount: delivered when up; lost with one clear line when down; run keeps its exit code"""
