@@ -36,25 +36,60 @@ def running_dir(data_dir: str) -> str:
 
 
 def begin(data_dir: str, run_id: str, slug: str, started_at: float, boot_id: str, host: str,
-          source: dict[str, dict[str, str]]) -> dict[str, object]:
-    """Record, durably, that run ``run_id`` of ``slug`` started. Returns what it found of
-    other runs of ``slug`` still going on this boot ({} when none): ``{"earlierRuns": N,
-    "since": START}``, which the record keeps too (see ``overlap``)."""
+          source: dict[str, dict[str, str]], pid: int | None = None) -> dict[str, object]:
+    """Record, durably, that run ``run_id`` of ``slug`` started (``pid``: the process that
+    lives as long as the run, for ``run``). Returns what it found of other runs of ``slug``
+    still going on this boot ({} when none): ``{"earlierRuns": N, "since": START}``, which
+    the record keeps too (see ``overlap``)."""
     directory = os.path.join(secure_dir(running_dir(secure_dir(data_dir, setting="data_dir")), setting="data_dir"),
                              slug)
     secure_dir(directory, setting="data_dir")
     others = [n for n in os.listdir(directory) if n.endswith(SUFFIX)]
     overlap: dict[str, object] = {}
-    if others:  # rare: only then is json imported, to tell a run still going from a reboot's leftover
-        earlier = [float(doc["startedAt"]) for doc in _read(directory, others) if doc.get("bootId") == boot_id]
+    if others:  # rare: only then is json imported, to tell a run still going from a leftover
+        unit = source.get("systemd", {}).get("unit")
+        earlier = []
+        for other in _read(directory, others):
+            if other.get("bootId") != boot_id:
+                continue  # an earlier boot's: the next delivery or flush reports it as interrupted
+            if _ended(other, unit):
+                _unlink(os.path.join(directory, str(other["runId"]) + SUFFIX))
+                continue
+            earlier.append(float(other["startedAt"]))
         if earlier:
             overlap = {"earlierRuns": len(earlier), "since": min(earlier)}
     doc: dict[str, object] = {"runId": run_id, "slug": slug, "startedAt": started_at, "bootId": boot_id, "host": host,
                               "source": source}
+    if pid is not None:
+        doc["pid"] = pid
     if overlap:
         doc["overlap"] = overlap
     atomic_write(directory, run_id + SUFFIX, _encode(doc).encode("utf-8"), durable=True, setting="data_dir")
     return overlap
+
+
+def _ended(doc: dict, unit: str | None) -> bool:
+    """Whether a record of this boot is a leftover of a run that has ended (its finish was
+    killed before it could remove it): systemd never runs one unit twice at once, and a
+    ``run`` whose process is gone is over."""
+    if unit and doc.get("source", {}).get("systemd", {}).get("unit") == unit:
+        return True
+    pid = doc.get("pid")
+    if isinstance(pid, int) and pid > 0:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except OSError:
+            pass  # EPERM: another user's process, alive
+    return False
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def end(data_dir: str, slug: str, run_id: str) -> None:

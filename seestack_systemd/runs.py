@@ -64,7 +64,8 @@ def begin_run(cfg: config.Config, slug: str, argv: list[str], out: Output) -> Tu
     run_id = new_run_id()
     try:
         return run_id, inflight.begin(cfg.data_dir, run_id, slug, time.time(), current_boot_id(),
-                                      os.uname().nodename, {"command": {"argv0": os.path.basename(argv[0])}})
+                                      os.uname().nodename, {"command": {"argv0": os.path.basename(argv[0])}},
+                                      os.getpid())
     except StateError as e:
         out.log("warning", f"{slug}: {e}; {inflight.UNREPORTED}")
     return run_id, {}

@@ -215,6 +215,21 @@ class Overlap(HookTestCase):
                          .returncode, 0)
         self.assertNotIn("overlap", self.sent()[2].get("source", {}))
 
+    def test_leftover_of_the_same_unit_is_no_overlap(self):
+        """a record of the same unit left on this boot (its finish was killed) is a leftover, not a run going on: removed, not reported"""
+        for invocation in ("1" * 32, "2" * 32):
+            self.assertEqual(self.hook("start", "--unit", "backup.service", "--", "job",
+                                       env={"INVOCATION_ID": invocation}).returncode, 0)
+        [left] = os.listdir(os.path.join(inflight.running_dir(self.data_dir), "job"))
+        done = self.hook("finish", "--unit", "backup.service", "--", "job",
+                         env={"INVOCATION_ID": "2" * 32, "SERVICE_RESULT": "exit-code", "EXIT_CODE": "exited",
+                              "EXIT_STATUS": "1"})
+        self.assertEqual(done.returncode, 0, done.stderr)
+        [sent] = self.sent()
+        self.assertEqual(sent["runId"] + ".json", left)
+        self.assertNotIn("overlap", sent["source"])
+        self.assertNotIn("started while", sent["message"])
+
     def test_overlapping_run(self):
         """run started while an earlier run of the slug still goes: its heartbeat (source and failed message) says so"""
         long = subprocess.Popen(hook_argv(["run", "job", "--", "sleep", "3"]), cwd=ROOT, env=self.env,

@@ -140,7 +140,9 @@ class HookFlow(HookTestCase):
 
     def test_start_imports_no_network(self):
         """start imports no network, json or argparse module"""
-        code = (f"import sys; sys.path.insert(0, {ROOT!r}); from seestack_systemd import cli; cli.main(['start', 'job']);"
+        # As a user unit's hook, so that SEESTACK_* (the test's own directories) is honoured even as root.
+        code = (f"import sys; sys.path.insert(0, {ROOT!r}); from seestack_systemd import cli;"
+                "cli.root_hook = lambda command: False; cli.main(['start', 'job']);"
                 "print(' '.join(sorted(sys.modules)))")
         import subprocess
 
