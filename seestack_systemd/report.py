@@ -87,10 +87,10 @@ def send(client: Client, body: bytes, run_id: str, slug: str, deadline_at: float
         sleep(decision.delay)
 
 
-def deliver(config: Config, run: Run, log: Callable[[str, str], None], deadline: float | None = None,
-            why_short: str = "", sending: Callable[[], None] | None = None) -> Delivery:
-    """Send ``run``'s heartbeat now, within ``deadline`` (``config.deadline`` by default;
-    ``why_short`` says why it is shorter), after replaying the spool. The heartbeat is in
+def deliver(config: Config, run: Run, log: Callable[[str, str], None], deadline: float = float("inf"),
+            why_short: str = "", sending: Callable[[], None] = lambda: None) -> Delivery:
+    """Send ``run``'s heartbeat now, within ``config.deadline`` or ``deadline`` when that is
+    shorter (``why_short`` says why), after replaying the spool. The heartbeat is in
     the spool before the first attempt and leaves it once delivered or dropped, so a kill
     at any moment keeps it for the next flush. ``sending()`` is called once it is there:
     from then on the caller may stop us (``Stopped``) and the heartbeat is kept. Logs what
@@ -102,11 +102,10 @@ def deliver(config: Config, run: Run, log: Callable[[str, str], None], deadline:
         log("warning", client.target.endpoint.warning)
     held, unspooled = _hold(config, run, body)
     started = time.monotonic()
-    deadline = config.deadline if deadline is None else max(0.0, deadline)
+    deadline = max(0.0, min(config.deadline, deadline))
     deadline_at = started + deadline
     try:
-        if sending:
-            sending()
+        sending()
         replay(config, client, started + deadline * SPOOL_SHARE, log)
         delivery = send(client, body, run.run_id, run.slug, deadline_at)
     except Stopped as e:
