@@ -77,25 +77,26 @@ def cmd_start(opts, environ, out: Output) -> int:
 
 class StopOnTerm:
     """SIGTERM in ``finish`` (systemd's stop timeout, a shutdown): only noted until the
-    heartbeat is in the spool, then it stops the sending (``Stopped``), which keeps it."""
+    heartbeat is in the spool; while it is being sent, it stops the sending (``Stopped``),
+    which keeps it; after that, noted again: keeping or forgetting must not be cut short."""
 
     def __init__(self) -> None:
         import signal
 
         self.pending = self.armed = False
-        signal.signal(signal.SIGTERM, self)
+        signal.signal(signal.SIGTERM, self.handle)
 
-    def __call__(self, signum: int, frame: object) -> None:
+    def handle(self, signum: int, frame: object) -> None:
         if self.armed:
             self.armed = False  # one Stopped: a second SIGTERM must not break the keeping
             raise Stopped("SIGTERM")
         self.pending = True
 
-    def arm(self) -> None:
-        if self.pending:
-            self.pending = False
+    def stoppable(self, on: bool) -> None:
+        """deliver's hook: True once the heartbeat is in the spool, False once sent or kept."""
+        self.armed = on and not self.pending
+        if on and self.pending:
             raise Stopped("SIGTERM")
-        self.armed = True
 
 
 def cmd_finish(opts, environ, out: Output) -> int:
@@ -118,25 +119,43 @@ def cmd_finish(opts, environ, out: Output) -> int:
         cfg = config.load(environ, opts["settings"], trust_environment=trusted, unit=opts.get("unit"))
     except ConfigError:
         out.warn(notes)  # the variables set in vain may be why nothing is configured
-        # No heartbeat can go out, but this run's start record must not pile up in /run.
+        # No heartbeat can go out, but this run's records must not pile up (nor be reported after a reboot).
         start_cfg = config.load(environ, opts["settings"], with_key=False, dirs_only=True,
                                 trust_environment=trusted)
-        state.take(start_cfg.state_dir, slug, env.invocation_id)
+        lost, _ = state.take(start_cfg.state_dir, slug, env.invocation_id)
+        if lost:
+            _forget_run(start_cfg.data_dir, slug, lost.run_id)
         raise
     record, problem = state.take(cfg.state_dir, slug, env.invocation_id)
-    session = environ if os.geteuid() != 0 else None  # a user's own unit: its manager
-    facts = systemd.unit_facts(env.unit, session) if env.unit and env.invocation_id else {}
-    # The unit's journal tail is read first: our own warnings must not become the job's "last line".
-    run = systemd.finished_run(slug, env, record, cfg, opts.get("status"), os.uname().nodename, facts)
-    inflight.note_overlap(run, inflight.overlap(cfg.data_dir, slug, run.run_id))
-    out.warn(notes)
-    out.warn(cfg.send_warnings())
-    if problem:
-        out.log("warning", f"{slug}: {problem}; durationMs comes from systemd or is null")
-    # systemd kills a hook at the unit's stop timeout: the delivery ends before that, keeping the heartbeat.
-    deadline, why = stop_bound(cfg.deadline, parse_timespan(facts.get("TimeoutStopUSec", "")),
-                               time.monotonic() - float(str(opts["started"])))
-    return _delivered(deliver(cfg, run, out.log, deadline, why, sending=stop.arm), bool(opts.get("strict")))
+    try:
+        session = environ if os.geteuid() != 0 else None  # a user's own unit: its manager
+        facts = systemd.unit_facts(env.unit, session) if env.unit and env.invocation_id else {}
+        # The unit's journal tail is read first: our own warnings must not become the job's "last line".
+        run = systemd.finished_run(slug, env, record, cfg, opts.get("status"), os.uname().nodename, facts)
+        inflight.note_overlap(run, inflight.overlap(cfg.data_dir, slug, run.run_id))
+        out.warn(notes)
+        out.warn(cfg.send_warnings())
+        if problem:
+            out.log("warning", f"{slug}: {problem}; durationMs comes from systemd or is null")
+        # systemd kills a hook at the unit's stop timeout: the delivery ends before that, keeping the heartbeat.
+        deadline, why = stop_bound(cfg.deadline, parse_timespan(facts.get("TimeoutStopUSec", "")),
+                                   time.monotonic() - float(str(opts["started"])))
+        delivery = deliver(cfg, run, out.log, deadline, why, stoppable=stop.stoppable)
+    except Exception:  # no heartbeat was written (no endpoint, a bug): said by main, never later as a reboot
+        if record:
+            _forget_run(cfg.data_dir, slug, record.run_id)
+        raise
+    return _delivered(delivery, bool(opts.get("strict")))
+
+
+def _forget_run(data_dir: str, slug: str, run_id: str) -> None:
+    """Remove a run's in-progress record on the way out of an error (which says what matters)."""
+    from . import inflight
+
+    try:
+        inflight.end(data_dir, slug, run_id)
+    except StateError:
+        pass
 
 
 def cmd_ping(opts, environ, out: Output) -> int:

@@ -18,10 +18,12 @@ from __future__ import annotations
 import os
 
 from .errors import StateError
-from .files import atomic_write, read_private, secure_dir
+from .files import O_READ_PRIVATE, atomic_write, read_private, secure_dir
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:  # heartbeat imports json: not on start's path
+if TYPE_CHECKING:  # heartbeat imports json, typing is milliseconds: neither on start's path
+    from collections.abc import Callable
+
     from .heartbeat import Run
 
 RUNNING = "running"
@@ -29,6 +31,7 @@ _UUID = frozenset("0123456789abcdef-")
 SUFFIX = ".json"
 UNREPORTED = "a reboot during this run would go unreported"  # said when a record cannot be written
 INTERRUPTED = "interrupted: the host rebooted or lost power during the run (started {started}); it never finished"
+CUT_OFF = "interrupted: the run's report was cut off (its finish was killed before it could send it; started {started})"
 
 
 def running_dir(data_dir: str) -> str:
@@ -44,7 +47,10 @@ def begin(data_dir: str, run_id: str, slug: str, started_at: float, boot_id: str
     directory = os.path.join(secure_dir(running_dir(secure_dir(data_dir, setting="data_dir")), setting="data_dir"),
                              slug)
     secure_dir(directory, setting="data_dir")
-    others = [n for n in os.listdir(directory) if n.endswith(SUFFIX)]
+    try:
+        others = [n for n in os.listdir(directory) if n.endswith(SUFFIX)]
+    except OSError as e:
+        raise StateError(f"cannot read {directory}: {e.strerror}") from None
     overlap: dict[str, object] = {}
     if others:  # rare: only then is json imported, to tell a run still going from a leftover
         unit = source.get("systemd", {}).get("unit")
@@ -52,8 +58,9 @@ def begin(data_dir: str, run_id: str, slug: str, started_at: float, boot_id: str
         for other in _read(directory, others):
             if other.get("bootId") != boot_id:
                 continue  # an earlier boot's: the next delivery or flush reports it as interrupted
-            if _ended(other, unit):
-                _unlink(os.path.join(directory, str(other["runId"]) + SUFFIX))
+            if _ended(other, unit):  # the next delivery reports it (spool_interrupted), unless it is spooled
+                other.update(bootId="", cutOff=started_at)
+                atomic_write(directory, str(other["runId"]) + SUFFIX, _encode(other).encode("utf-8"))
                 continue
             earlier.append(float(other["startedAt"]))
         if earlier:
@@ -72,7 +79,9 @@ def _ended(doc: dict, unit: str | None) -> bool:
     """Whether a record of this boot is a leftover of a run that has ended (its finish was
     killed before it could remove it): systemd never runs one unit twice at once, and a
     ``run`` whose process is gone is over."""
-    if unit and doc.get("source", {}).get("systemd", {}).get("unit") == unit:
+    source = doc.get("source")
+    systemd = source.get("systemd") if isinstance(source, dict) else None
+    if unit and isinstance(systemd, dict) and systemd.get("unit") == unit:
         return True
     pid = doc.get("pid")
     if isinstance(pid, int) and pid > 0:
@@ -83,13 +92,6 @@ def _ended(doc: dict, unit: str | None) -> bool:
         except OSError:
             pass  # EPERM: another user's process, alive
     return False
-
-
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
 
 
 def end(data_dir: str, slug: str, run_id: str) -> None:
@@ -162,19 +164,45 @@ def _read(directory: str, names: list[str]) -> list[dict]:
 
 
 def interrupted(doc: dict, boot_started: float) -> tuple[str, dict]:
-    """The failed heartbeat's (slug, fields) for a run an earlier boot cut off: its own id
-    and start, no duration (when it died is unknown), finished at the latest when this
-    boot began."""
+    """The failed heartbeat's (slug, fields) for a run that never reported: one an earlier
+    boot cut off, or one whose finish was killed (``cutOff``: when a later run found it).
+    Its own id and start, no duration (when it ended is unknown), finished at the latest
+    when this boot began, or when the later run started."""
     from .contract import rfc3339
 
     started = float(doc["startedAt"])
+    cut_off = doc.get("cutOff")
     source = dict(doc.get("source") or {})
-    source["interrupted"] = {"bootId": str(doc.get("bootId", ""))}
+    source["interrupted"] = {"bootId": str(doc.get("bootId", ""))} if cut_off is None else {"cutOff": True}
+    ended = float(cut_off) if cut_off is not None else boot_started
     return str(doc["slug"]), {
-        "run_id": str(doc["runId"]), "status": "failed", "finished_at": max(started, boot_started),
+        "run_id": str(doc["runId"]), "status": "failed", "finished_at": max(started, ended),
         "duration_ms": None, "started_at": started, "host": doc.get("host") or None, "source": source,
-        "message": INTERRUPTED.format(started=rfc3339(started)),
+        "message": (INTERRUPTED if cut_off is None else CUT_OFF).format(started=rfc3339(started)),
     }
+
+
+def settle(data_dir: str, slug: str, run_id: str, report: Callable[[], None]) -> None:
+    """Under a lock on the record of ``run_id``, while it still exists: ``report()`` (which
+    spools its heartbeat), then remove it. Two processes that both found the record (the
+    flush and a hook after a boot) never both report it."""
+    import fcntl
+
+    try:
+        fd = os.open(os.path.join(running_dir(data_dir), slug, run_id + SUFFIX), O_READ_PRIVATE)
+    except FileNotFoundError:
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return  # another process is reporting it
+        if os.fstat(fd).st_nlink == 0:
+            return  # reported and removed while we looked
+        report()
+        end(data_dir, slug, run_id)
+    finally:
+        os.close(fd)
 
 
 def boot_started(stat_path: str = "/proc/stat") -> float:

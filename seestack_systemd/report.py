@@ -16,7 +16,6 @@ from . import heartbeat, inflight, spool
 from .config import Config
 from .errors import StateError, Stopped
 from .files import atomic_write, read_private, secure_dir
-from .contract import rfc3339
 from .heartbeat import Run
 from .record import Record
 
@@ -88,41 +87,48 @@ def send(client: Client, body: bytes, run_id: str, slug: str, deadline_at: float
 
 
 def deliver(config: Config, run: Run, log: Callable[[str, str], None], deadline: float = float("inf"),
-            why_short: str = "", sending: Callable[[], None] = lambda: None) -> Delivery:
+            why_short: str = "", stoppable: Callable[[bool], None] = lambda on: None) -> Delivery:
     """Send ``run``'s heartbeat now, within ``config.deadline`` or ``deadline`` when that is
-    shorter (``why_short`` says why), after replaying the spool. The heartbeat is in
-    the spool before the first attempt and leaves it once delivered or dropped, so a kill
-    at any moment keeps it for the next flush. ``sending()`` is called once it is there:
-    from then on the caller may stop us (``Stopped``) and the heartbeat is kept. Logs what
-    happened; never raises for delivery problems."""
+    shorter (``why_short`` says why), after replaying the spool. The heartbeat is in the
+    spool before the first attempt and leaves it once delivered or dropped, so a kill at
+    any moment keeps it for the next flush. ``stoppable(True)`` is called once it is
+    there: from then on the caller may stop the sending (``Stopped``), and the heartbeat
+    is kept; ``stoppable(False)`` once the sending is over. Logs what happened; never
+    raises for delivery problems."""
     body = heartbeat.body(run)
     said = list(config.warnings)  # a caller that checked the endpoint before has shown its warning
     client = connect(config)
     if client.target.endpoint.warning and client.target.endpoint.warning not in said:
         log("warning", client.target.endpoint.warning)
     held, unspooled = _hold(config, run, body)
-    started = time.monotonic()
-    deadline = max(0.0, min(config.deadline, deadline))
-    deadline_at = started + deadline
     try:
-        sending()
-        replay(config, client, started + deadline * SPOOL_SHARE, log)
-        delivery = send(client, body, run.run_id, run.slug, deadline_at)
-    except Stopped as e:
-        delivery = Delivery("temporary", f"stopped by {e} before it was delivered")
-    took = time.monotonic() - started
-    if delivery.delivered:
-        log("info", f"{run.slug}: {run.status} heartbeat {delivery.detail} in {took:.2f}s")
-    elif delivery.outcome == "temporary":
-        delivery.spooled, where = _keep(config, held, unspooled, log)
-        short = f"{why_short}: " if why_short else ""
-        tried = f" after {delivery.attempts} attempt(s) in {took:.1f}s" if delivery.attempts else ""
-        log("warning", f"{run.slug}: {short}heartbeat not delivered{tried}: {delivery.detail}; {where}")
-    else:
-        log("error", f"{run.slug}: {delivery.detail}; not retried")
-    if held and not delivery.spooled:
-        held.done()
-    _forget(config, run.slug, run.run_id, log)
+        started = time.monotonic()
+        deadline = max(0.0, min(config.deadline, deadline))
+        spool_interrupted(config, log)
+        try:
+            stoppable(True)
+            replay(config, client, started + deadline * SPOOL_SHARE, log)
+            delivery = send(client, body, run.run_id, run.slug, started + deadline)
+        except Stopped as e:
+            delivery = Delivery("temporary", f"stopped by {e} before it was delivered")
+        finally:
+            stoppable(False)
+        took = time.monotonic() - started
+        if delivery.delivered:
+            log("info", f"{run.slug}: {run.status} heartbeat {delivery.detail} in {took:.2f}s")
+        elif delivery.outcome == "temporary":
+            delivery.spooled, where = _keep(config, held, unspooled, log)
+            short = f"{why_short}: " if why_short else ""
+            tried = f" after {delivery.attempts} attempt(s) in {took:.1f}s" if delivery.attempts else ""
+            log("warning", f"{run.slug}: {short}heartbeat not delivered{tried}: {delivery.detail}; {where}")
+        else:
+            log("error", f"{run.slug}: {delivery.detail}; not retried")
+        if held and not delivery.spooled:
+            held.done()
+    finally:
+        if held:
+            held.release()  # whatever escaped, the claim ends: the heartbeat stays for the next flush
+    forget(config, run.slug, run.run_id, log)
     _remember(config, run, delivery, log)
     return delivery
 
@@ -143,10 +149,8 @@ def flush(config: Config, log: Callable[[str, str], None]) -> spool.FlushResult 
 
 def replay(config: Config, client: Client, deadline_at: float, log: Callable[[str, str], None]) -> spool.FlushResult:
     """Deliver what the spool holds, oldest first, before ``deadline_at``."""
-    spool_interrupted(config, log)
-
     def settled(run_id: str, slug: str, outcome: str, detail: str) -> None:
-        _forget(config, slug, run_id, log)  # a sender killed after writing it ahead left its run's record
+        forget(config, slug, run_id, log)  # a sender killed after writing it ahead left its run's record
         _settle(config, run_id, slug, outcome, detail, log)
 
     result = replay_dir(config.spool_dir, client, deadline_at, log, settled=settled)
@@ -180,8 +184,9 @@ def replay_dir(spool_dir: str, client: Client, deadline_at: float, log: Callable
 
 
 def spool_interrupted(config: Config, log: Callable[[str, str], None]) -> int:
-    """Turn each in-progress record an earlier boot left into a failed heartbeat in the
-    spool (durably, then the record goes); how many. Records of this boot are runs still going."""
+    """Turn each in-progress record an earlier boot left (or a run whose finish was cut
+    off, see inflight.begin) into a failed heartbeat in the spool, durably, then remove
+    the record; how many. Records of runs still going on this boot are left alone."""
     from .state import current_boot_id
 
     boot_id = current_boot_id()
@@ -189,27 +194,25 @@ def spool_interrupted(config: Config, log: Callable[[str, str], None]) -> int:
     if not left:
         return 0
     boot_started = inflight.boot_started()
-    try:
-        spooled = spool.entries(config.spool_dir)
-    except StateError as e:
-        log("error", f"runs interrupted by a reboot not reported yet: {e}")
-        return 0
     for doc in left:
         try:
-            if any(name.endswith(f"-{doc.get('runId')}{spool.SUFFIX}") for name in spooled):
-                inflight.end(config.data_dir, str(doc["slug"]), str(doc["runId"]))  # its heartbeat waits already
-                continue
             slug, fields = inflight.interrupted(doc, boot_started)
             run = Run(slug=slug, **fields)
+        except (KeyError, ValueError, TypeError) as e:
+            log("error", f"ignoring the unreadable record of run {doc.get('runId')}: {e}")
+            continue
+
+        def to_spool() -> None:
+            if spool.holds(config.spool_dir, run.run_id):
+                return  # its own heartbeat, written ahead before the sender died, is there
             spool.put(config.spool_dir, run.run_id, heartbeat.body(run), run.finished_at,
                       config.spool_max_files, config.spool_max_bytes)
-            inflight.end(config.data_dir, slug, run.run_id)
-        except (StateError, ValueError, KeyError, TypeError) as e:
-            log("error", f"could not report the run interrupted by a reboot ({doc.get('slug')}, run"
-                         f" {doc.get('runId')}): {e}")
-            continue
-        log("warning", f"{slug}: the run started {rfc3339(run.started_at or 0)} was cut off by a reboot or power loss:"
-                       f" spooled a failed heartbeat for it (run {run.run_id})")
+            log("warning", f"{slug}: {run.message}: spooled a failed heartbeat for it (run {run.run_id})")
+
+        try:
+            inflight.settle(config.data_dir, slug, run.run_id, to_spool)
+        except (StateError, OSError) as e:
+            log("error", f"{slug}: could not report the interrupted run {run.run_id}: {e}")
     return len(left)
 
 
@@ -245,7 +248,7 @@ def _keep(config: Config, held: spool.Held | None, unspooled: str,
     return True, f"spooled in {config.spool_dir} for replay"
 
 
-def _forget(config: Config, slug: str, run_id: str, log: Callable[[str, str], None]) -> None:
+def forget(config: Config, slug: str, run_id: str, log: Callable[[str, str], None]) -> None:
     """The run's heartbeat is settled (delivered, dropped or spooled): its in-progress record goes."""
     from .slug import check_slug
 
@@ -254,7 +257,7 @@ def _forget(config: Config, slug: str, run_id: str, log: Callable[[str, str], No
     except ValueError:
         return
     except StateError as e:
-        log("warning", f"{e}: after a reboot it would be reported as interrupted")
+        log("warning", f"{slug}: {e}: after a reboot it would be reported as interrupted")
 
 
 def last_dir(config: Config) -> str:

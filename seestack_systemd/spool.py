@@ -10,8 +10,9 @@ Every heartbeat is written here before its first attempt (``hold``), claimed by
 its sender, and removed once delivered or dropped: a sender killed at any moment
 leaves it for the next flush. Only a kept one is fsynced (``Held.keep``): an
 fsync right after a job has filled the disk can wait seconds for ext4's journal,
-and the power-loss case before that is covered by the run's in-progress record
-(inflight.py), written durably before the job started.
+and the power-loss case before that is covered by the in-progress record
+(inflight.py) that ``start`` and ``run`` write durably before the job starts
+(``ping`` and the library have none).
 """
 
 from __future__ import annotations
@@ -102,6 +103,24 @@ def hold(spool_dir: str, run_id: str, body: bytes, finished_at: float) -> Held:
         _unlink(tmp)
         raise StateError(f"cannot write {spool_dir}/{name}: {e.strerror}") from None
     return Held(spool_dir, name, fd)
+
+
+def holds(spool_dir: str, run_id: str) -> bool:
+    """Whether the spool holds a whole heartbeat of ``run_id`` (a file a power loss left
+    empty, never synced, does not count)."""
+    try:
+        names = [n for n in entries(spool_dir) if n.endswith(f"-{run_id}{SUFFIX}")]
+    except StateError:
+        return False
+    for name in names:
+        try:
+            with open(os.path.join(spool_dir, name), "rb") as f:
+                key, _, body = f.read(1 << 20).partition(b"\n")
+        except OSError:
+            continue
+        if key == run_id.encode("ascii") and body.startswith(b"{") and body.endswith(b"}"):
+            return True
+    return False
 
 
 def entry_name(run_id: str, finished_at: float) -> str:

@@ -258,7 +258,8 @@ class Durable(harness.ReleaseTest):
         self.assertAlmostEqual(rfc3339_to_unix(sent["startedAt"]), record["startedAt"], delta=0.002)
         self.assertEqual(got.headers["idempotency-key"], record["runId"])
         self.assertEqual(self.running(), [])
-        self.assertIn("cut off by a reboot or power loss", self.c.journal("seestack-flush.service"))
+        self.assertIn(f"{self.slug('cut')}: interrupted: the host rebooted or lost power during the run",
+                      self.c.journal("seestack-flush.service"))
 
 
 harness.per_release(Durable, globals())

@@ -135,6 +135,28 @@ class Durability(HookTestCase):
         self.assertNotIn(API_KEY, err)
         self.flush_delivers_once(self.server.requests[0][1])
 
+    def test_empty_spool_file_does_not_hide_an_interrupted_run(self):
+        """an earlier boot's record beside an empty spool file of its run (what a power loss can leave of an unsynced write): the interrupted run is still reported"""
+        self.assertEqual(self.hook("start", "job").returncode, 0)
+        [name] = self.running()
+        run_id = name.split("/")[1][:-len(".json")]
+        path = os.path.join(inflight.running_dir(self.data_dir), name)
+        with open(path) as f:
+            text = f.read()
+        with open(path, "w") as f:
+            f.write(text.replace(json.loads(text)["bootId"], "0" * 8 + "-0000-4000-8000-" + "0" * 12))
+        spool = os.path.join(self.data_dir, "spool")
+        os.makedirs(spool, 0o700, exist_ok=True)
+        open(os.path.join(spool, f"{int(time.time() * 1000):013d}-{run_id}.heartbeat"), "wb").close()
+        backend = RawServer([])
+        self.addCleanup(backend.close)
+        self.env["SEESTACK_ENDPOINT"] = backend.url
+        self.hook("flush")
+        self.hook("flush")
+        sent = [json.loads(body) for _, body in backend.requests]
+        self.assertEqual([(d["runId"], d["status"]) for d in sent], [(run_id, "failed")])
+        self.assertEqual(self.running(), [])
+
     def test_flush_skips_what_a_live_sender_holds(self):
         """a flush while finish still waits on its heartbeat does not send it too"""
         self.assertEqual(self.hook("start", "job").returncode, 0)
@@ -166,7 +188,7 @@ class Durability(HookTestCase):
         self.env["SEESTACK_ENDPOINT"] = backend.url
         done = self.hook("flush")
         self.assertEqual(done.returncode, 0, done.stderr)
-        self.assertIn("cut off by a reboot or power loss", done.stderr)
+        self.assertIn("old: interrupted: the host rebooted or lost power during the run", done.stderr)
         [(head, body)] = backend.requests
         sent = json.loads(body)
         self.assertEqual((sent["slug"], sent["status"], sent["runId"], sent["durationMs"]),
@@ -216,26 +238,37 @@ class Overlap(HookTestCase):
         self.assertNotIn("overlap", self.sent()[2].get("source", {}))
 
     def test_leftover_of_the_same_unit_is_no_overlap(self):
-        """a record of the same unit left on this boot (its finish was killed) is a leftover, not a run going on: removed, not reported"""
+        """a record of the same unit left on this boot (its finish was killed early) is no overlap: it is reported as a cut-off run"""
         for invocation in ("1" * 32, "2" * 32):
             self.assertEqual(self.hook("start", "--unit", "backup.service", "--", "job",
                                        env={"INVOCATION_ID": invocation}).returncode, 0)
-        [left] = os.listdir(os.path.join(inflight.running_dir(self.data_dir), "job"))
         done = self.hook("finish", "--unit", "backup.service", "--", "job",
                          env={"INVOCATION_ID": "2" * 32, "SERVICE_RESULT": "exit-code", "EXIT_CODE": "exited",
                               "EXIT_STATUS": "1"})
         self.assertEqual(done.returncode, 0, done.stderr)
-        [sent] = self.sent()
-        self.assertEqual(sent["runId"] + ".json", left)
+        cut, sent = self.sent()
+        self.assertEqual((cut["status"], cut["durationMs"]), ("failed", None))
+        self.assertTrue(cut["message"].startswith("interrupted: the run's report was cut off"), cut["message"])
+        self.assertNotEqual(cut["runId"], sent["runId"])
         self.assertNotIn("overlap", sent["source"])
         self.assertNotIn("started while", sent["message"])
+        self.assertFalse(os.listdir(os.path.join(inflight.running_dir(self.data_dir), "job")))
+
+    def test_config_error_leaves_no_record(self):
+        """finish that cannot send (no endpoint) removes the run's record: no false 'interrupted' after a reboot"""
+        self.assertEqual(self.hook("start", "job").returncode, 0)
+        done = self.hook("finish", "job", "--status", "success", env={"SEESTACK_ENDPOINT": ""})
+        self.assertIn("no endpoint configured", done.stderr)
+        self.assertFalse(os.listdir(os.path.join(inflight.running_dir(self.data_dir), "job")))
 
     def test_overlapping_run(self):
         """run started while an earlier run of the slug still goes: its heartbeat (source and failed message) says so"""
-        long = subprocess.Popen(hook_argv(["run", "job", "--", "sleep", "3"]), cwd=ROOT, env=self.env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        fifo = os.path.join(self.dir, "go")
+        os.mkfifo(fifo)
+        long = subprocess.Popen(hook_argv(["run", "job", "--", "sh", "-c", f"read x < {fifo}"]), cwd=ROOT,
+                                env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.addCleanup(lambda: long.poll() is None and long.kill())
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 20
         while not os.path.isdir(os.path.join(inflight.running_dir(self.data_dir), "job")) or \
                 not os.listdir(os.path.join(inflight.running_dir(self.data_dir), "job")):
             self.assertLess(time.monotonic(), deadline)
@@ -245,7 +278,9 @@ class Overlap(HookTestCase):
         [sent] = self.sent()
         self.assertEqual(sent["source"]["overlap"]["earlierRuns"], 1)
         self.assertIn("\nstarted while 1 earlier run of this job was still running (since ", sent["message"])
-        self.assertEqual(long.wait(10), 0)
+        with open(fifo, "w") as f:  # the first run ends only now
+            f.write("x\n")
+        self.assertEqual(long.wait(20), 0)
         self.assertNotIn("overlap", self.sent()[1]["source"])
 
 
