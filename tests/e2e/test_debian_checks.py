@@ -1,4 +1,5 @@
-"""Debian's own checks on the built .deb (root): piuparts on bookworm, and a reproducible build.
+"""Debian's own checks on the built .deb (root): piuparts on bookworm, an upgrade from the
+previous build, and a reproducible build.
 
 - piuparts installs the .deb in a minimal bookworm chroot, removes it, purges it and
   fails on files left behind or changed, on maintainer-script errors and on processes
@@ -6,6 +7,17 @@
   in /var/cache/seestack-e2e (keyed like the harness's root filesystems); the Debian
   mirror is the host's (harness.host_mirror()), as for the containers.
 
+- The upgrade: in a booted Debian 12 container, the previous build is installed, a job is
+  monitored with its `seestack-hook enable` and run while the backend is down, so its
+  heartbeat is spooled; then apt upgrades to this build. The old drop-in must still report
+  a run of the job to the receiver on the host's loopback, and the flush must deliver the
+  spooled heartbeat, once. "The previous build" is the .deb built from the last commit that
+  landed on main: the merge-base of HEAD and main when HEAD is not on main, else HEAD's first
+  parent (SEESTACK_PREVIOUS_REF names another commit). It is built from `git archive` of that
+  commit with `make deb` (nocheck, no lintian: it was checked when it landed) and kept in
+  /var/cache/seestack-e2e/previous-debs/<commit>/. When it carries this build's version, its
+  Version field alone is lowered to VERSION~prev.<commit> (dpkg-deb -R/-b), so that apt
+  performs a real upgrade (prerm upgrade, postinst configure OLD-VERSION) and not a reinstall.
 - Reproducibility: `make deb` again, from another clean copy, with another umask, another
   time zone and the clock 398 days ahead, must give a byte-identical .deb. build-deb.sh runs
   dpkg-buildpackage with `env -i`, so TZ= and faketime's LD_PRELOAD would not reach the build:
@@ -26,19 +38,22 @@ import difflib
 import email.utils
 import fcntl
 import hashlib
+import json
 import os
 import re
 import shlex
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
 import unittest
 from pathlib import Path
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
+from seestack_systemd.receiver import Receiver
 from tests.e2e import harness
-from tests.e2e.package import built_deb, clean_copy
+from tests.e2e.package import ROOT, built_deb, clean_copy
 
 PACKAGE = "seestack-systemd"
 HOST_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8", "HOME": "/root"}
@@ -50,6 +65,12 @@ LIBFAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 # the clock keeps ticking). Ahead, as a later rebuild is: dpkg clamps newer mtimes to the
 # changelog's date (SOURCE_DATE_EPOCH) and keeps older ones.
 SHIFT = "+398d"
+RELEASE = "debian-12"
+API_KEY = "sk-e2e-upgrade-4b1f0c9d2e-SECRET"
+JOB = "e2e-upgrade-job"
+DROPIN = f"/etc/systemd/system/{JOB}.service.d/seestack.conf"
+SPOOL = "/var/lib/seestack/spool"
+APT_ENV = {"DEBIAN_FRONTEND": "noninteractive"}
 
 
 def host(argv: Sequence[str], timeout: float = 600, env: Optional[Dict[str, str]] = None,
@@ -102,6 +123,89 @@ def piuparts_base(codename: str = PIUPARTS_RELEASE) -> Path:
     return dest
 
 
+def git(*args: str) -> str:
+    return host(["git", "-C", str(ROOT), *args]).stdout.strip()
+
+
+def previous_commit() -> str:
+    """The commit of the previous build: SEESTACK_PREVIOUS_REF, else the last commit that landed
+    on main (merge-base of HEAD and main, or HEAD's first parent when HEAD is on main)."""
+    wanted = os.environ.get("SEESTACK_PREVIOUS_REF")
+    if wanted:
+        return git("rev-parse", "--verify", f"{wanted}^{{commit}}")
+    head = git("rev-parse", "--verify", "HEAD^{commit}")
+    for main in ("main", "origin/main"):
+        found = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--verify", "-q", f"{main}^{{commit}}"],
+                               capture_output=True, text=True, env=HOST_ENV)
+        if found.returncode == 0:
+            base = git("merge-base", "HEAD", main)
+            if base != head:
+                return base
+            break
+    parent = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--verify", "-q", "HEAD^1^{commit}"],
+                            capture_output=True, text=True, env=HOST_ENV)
+    if parent.returncode:
+        raise AssertionError(f"HEAD ({head[:12]}) has no parent in this clone (a shallow clone?): fetch more "
+                             "history (git fetch --deepen=1) or set SEESTACK_PREVIOUS_REF to the previous build's commit")
+    return parent.stdout.strip()
+
+
+def previous_deb(commit: str) -> Path:
+    """The .deb `make deb` builds from `git archive COMMIT` (nocheck, no lintian), built once per commit."""
+    dest = harness.CACHE_DIR / "previous-debs" / commit
+    found = sorted(dest.glob(f"{PACKAGE}_*_all.deb"))
+    if found:
+        return found[0]
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with open(dest.parent / f".{commit}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        found = sorted(dest.glob(f"{PACKAGE}_*_all.deb"))
+        if found:
+            return found[0]
+        work = Path(tempfile.mkdtemp(prefix=f".{commit}.tmp-", dir=dest.parent))
+        try:
+            tree = work / "seestack-systemd"
+            tree.mkdir()
+            archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", commit],
+                                     capture_output=True, check=True, env=HOST_ENV).stdout
+            subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True, env=HOST_ENV)
+            host(["make", "-C", tree, "deb"], env={"DEB_BUILD_OPTIONS": "nocheck", "SEESTACK_DEB_LINTIAN": "0"})
+            [deb] = (tree / "dist").glob(f"{PACKAGE}_*_all.deb")
+            (work / "out").mkdir()
+            shutil.copy2(deb, work / "out" / deb.name)
+            (work / "out").chmod(0o755)
+            os.rename(work / "out", dest)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return next(dest.glob(f"{PACKAGE}_*_all.deb"))
+
+
+def deb_version(deb: Path) -> str:
+    return host(["dpkg-deb", "-f", str(deb), "Version"]).stdout.strip()
+
+
+def lowered(deb: Path, version: str, dest: Path) -> Path:
+    """``deb`` with only its Version field changed to ``version`` (dpkg-deb -R, then -b)."""
+    tree = dest / "tree"
+    host(["dpkg-deb", "-R", str(deb), str(tree)])
+    control = tree / "DEBIAN" / "control"
+    old = deb_version(deb)
+    text = control.read_text()
+    control.write_text(text.replace(f"\nVersion: {old}\n", f"\nVersion: {version}\n"))
+    out = dest / f"{PACKAGE}_{version}_all.deb"
+    host(["dpkg-deb", "-b", str(tree), str(out)])
+    shutil.rmtree(tree)
+    return out
+
+
+def reserve_port() -> Tuple[socket.socket, int]:
+    """A host loopback port that refuses connections until a Receiver is bound to it."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock, sock.getsockname()[1]
+
+
 def setUpModule() -> None:
     harness.require_root("Debian's package checks run piuparts and boot containers")
     built_deb()
@@ -133,6 +237,116 @@ class Piuparts(unittest.TestCase):
         self.assertRegex(said, r"Command ok: \[.*'apt-get', '-y', .*'install', '\./tmp/seestack-systemd_")
         self.assertRegex(said, r"Command ok: \[.*'apt-get', 'remove', .*'seestack-systemd'\]")
         self.assertIn("'dpkg', '--purge', 'seestack-systemd']", said)
+
+
+class Upgrade(harness.ReleaseTest, unittest.TestCase):
+    """apt upgrades the previous build to this one with a drop-in and a spool in place."""
+
+    release = RELEASE
+
+    def wait(self, what: str, check, timeout: float = 30.0, detail=lambda: ""):
+        deadline = time.monotonic() + timeout
+        while True:
+            value = check()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                self.fail(f"{what}: not after {timeout:.0f}s; {detail()}")
+            time.sleep(0.1)
+
+    def test_upgrade_from_previous_build(self):
+        """upgrade from the previous build (last landed commit): its drop-in reports a run to the host receiver, the spooled heartbeat is flushed once"""
+        deb = built_deb()
+        commit = previous_commit()
+        previous = previous_deb(commit)
+        current_version, previous_version = deb_version(deb), deb_version(previous)
+        scratch = Path(tempfile.mkdtemp(prefix="seestack-upgrade-"))
+        self.addCleanup(shutil.rmtree, scratch, True)
+        scratch.chmod(0o755)  # apt fetches local files as _apt where it can
+        if previous_version == current_version:
+            previous_version = f"{current_version}~prev.{commit[:12]}"
+            previous = lowered(previous, previous_version, scratch)
+        else:
+            previous = Path(shutil.copy2(previous, scratch / previous.name))
+        self.assertEqual(host(["dpkg", "--compare-versions", previous_version, "lt", current_version]).returncode, 0)
+
+        sock, port = reserve_port()
+        self.addCleanup(sock.close)
+        binds: List[harness.Bind] = [(str(deb.parent), "/mnt/dist", True), (str(scratch), "/mnt/prev", True)]
+        c = harness.Container(self.release, binds=binds)
+        c.boot()
+        self.addCleanup(c.poweroff)
+
+        def apt_install(path: str) -> None:
+            done = c.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", path], check=False,
+                         timeout=180, env=APT_ENV)
+            self.assertEqual(done.returncode, 0, f"apt-get install {path}:\n{done.stdout}{done.stderr}")
+
+        def installed() -> str:
+            return c.run(["dpkg-query", "-W", "-f", "${Version} ${db:Status-Abbrev}", PACKAGE]).stdout.strip()
+
+        def spooled() -> List[str]:
+            return c.sh(f"ls {SPOOL} 2>/dev/null | grep '[.]heartbeat$' || true").stdout.split()
+
+        def spooled_run_ids() -> List[str]:
+            """The runId of each spooled heartbeat (a spool file: the Idempotency-Key line, then the body)."""
+            return [json.loads(c.read_file(f"{SPOOL}/{name}").partition("\n")[2])["runId"] for name in spooled()]
+
+        # The previous build, configured, monitoring a job, with a heartbeat spooled while the backend is down.
+        apt_install(f"/mnt/prev/{previous.name}")
+        self.assertEqual(installed(), f"{previous_version} ii")
+        c.write_file("/etc/seestack/api-key", API_KEY + "\n", 0o600)
+        conf = c.read_file("/etc/seestack/seestack.conf")
+        c.write_file("/etc/seestack/seestack.conf", conf + f"\nendpoint = http://127.0.0.1:{port}\n"
+                     "api_key_file = /etc/seestack/api-key\ndeadline = 2\n", 0o600)
+        c.write_file(f"/etc/systemd/system/{JOB}.service", "[Unit]\nDescription=e2e upgrade job\n[Service]\n"
+                     "Type=oneshot\nExecStart=/bin/echo upgrade job ran\n")
+        c.write_file(f"/etc/systemd/system/{JOB}.timer", "[Unit]\nDescription=e2e upgrade job timer\n[Timer]\n"
+                     "OnCalendar=daily\n[Install]\nWantedBy=timers.target\n")
+        c.systemctl("daemon-reload")
+        c.run(["seestack-hook", "enable", f"{JOB}.timer"])
+        dropin = c.read_file(DROPIN)
+        c.systemctl("start", f"{JOB}.service")
+        self.wait("the previous build's finish hook spooled the run's heartbeat", lambda: len(spooled()) == 1)
+        [first] = spooled_run_ids()
+
+        # The upgrade to this build keeps both.
+        apt_install(f"/mnt/dist/{deb.name}")
+        self.assertEqual(installed(), f"{current_version} ii")
+        self.assertEqual(c.read_file(DROPIN), dropin)
+        self.assertEqual(spooled_run_ids(), [first], "the upgrade lost the spooled heartbeat")
+
+        # The backend comes up: the flush delivers the spooled heartbeat, then a run is reported.
+        sock.close()
+        receiver = Receiver(port=port, api_key=API_KEY).start()
+        self.addCleanup(receiver.stop)
+
+        def by_run(run_id: str) -> list:
+            """(request, body) of each heartbeat the receiver got with runId ``run_id``."""
+            return [(r, r.json()) for r in list(receiver.requests) if r.json().get("runId") == run_id]
+
+        def others() -> List[str]:
+            return [r.json()["runId"] for r in list(receiver.requests) if r.json().get("runId") != first]
+
+        c.systemctl("start", "seestack-flush.service")
+        self.wait("the flush delivered the spooled heartbeat", lambda: by_run(first),
+                  detail=lambda: f"received: {[r.body for r in receiver.requests]}; spool: {spooled()}; flush's journal:\n"
+                  + c.journal("seestack-flush.service"))
+        self.assertEqual(spooled(), [])
+        self.assertEqual(others(), [])
+        c.systemctl("start", f"{JOB}.service")
+        [second] = self.wait("the old drop-in reported a run of the upgraded package", others)
+        c.systemctl("start", "seestack-flush.service")  # a second flush finds nothing to send
+        c.journal(f"{JOB}.service", contains="heartbeat delivered")
+
+        for run_id in (first, second):
+            got = by_run(run_id)
+            self.assertEqual(len(got), 1, f"heartbeat {run_id} received {len(got)} times, not once (answers {[r.status for r, _ in got]})")
+            [(request, body)] = got
+            self.assertEqual((request.status, request.error), (202, None), body)
+            self.assertEqual((body["slug"], body["status"]), (JOB, "success"))
+            self.assertEqual(body["source"]["systemd"]["unit"], f"{JOB}.service")
+        self.assertEqual(len(receiver.requests), 2, [r.body for r in receiver.requests])
 
 
 def varied_build(dest: Path, umask: int, zone: str) -> Path:
