@@ -1,5 +1,5 @@
 """Debian's own checks on the built .deb (root): piuparts on bookworm, an upgrade from the
-previous build, and a reproducible build.
+previous build, debian/tests run by autopkgtest, and a reproducible build.
 
 - piuparts installs the .deb in a minimal bookworm chroot, removes it, purges it and
   fails on files left behind or changed, on maintainer-script errors and on processes
@@ -18,6 +18,20 @@ previous build, and a reproducible build.
   /var/cache/seestack-e2e/previous-debs/<commit>/. When it carries this build's version, its
   Version field alone is lowered to VERSION~prev.<commit> (dpkg-deb -R/-b), so that apt
   performs a real upgrade (prerm upgrade, postinst configure OLD-VERSION) and not a reinstall.
+- autopkgtest: Debian's own runner, inside a booted container of each release, with the
+  `null` virtualisation server: the testbed is that container (systemd as PID 1, its own
+  PID, mount and IPC namespaces; the network is the host's, as in the whole suite, and a
+  test binds loopback port 0). Run as root, null offers root-on-testbed, and up to
+  autopkgtest 5.47 (Debian 11: 5.16, Debian 12: 5.28) it advertises isolation-machine, so
+  the tests' "needs-root, isolation-container" restrictions are met and the tests run; the
+  check demands exit 0 and PASS for every test listed in debian/tests/control (a SKIP or a
+  FAIL fails it). Debian 11 and 12 only: Debian 13's autopkgtest 5.49 has null advertise no
+  isolation, and declaring the container's with --fake-capability=isolation-container makes
+  its null server crash (AssertionError in VirtSubproc.downtmp_mktemp, "assert
+  downtmp_prefix is None"; exit 16, testbed failure), while without it the test is skipped.
+  autopkgtest is installed in the (volatile) container from the release's own archive on
+  the host's mirror. The source tree given to it is laid out as build-deb.sh lays it out:
+  a clean copy of the checkout with packaging/debian as debian/.
 - Reproducibility: `make deb` again, from another clean copy, with another umask, another
   time zone and the clock 398 days ahead, must give a byte-identical .deb. build-deb.sh runs
   dpkg-buildpackage with `env -i`, so TZ= and faketime's LD_PRELOAD would not reach the build:
@@ -349,6 +363,47 @@ class Upgrade(harness.ReleaseTest, unittest.TestCase):
         self.assertEqual(len(receiver.requests), 2, [r.body for r in receiver.requests])
 
 
+def debian_tests() -> List[str]:
+    """The test names listed in packaging/debian/tests/control (its Tests: fields)."""
+    text = (ROOT / "packaging/debian/tests/control").read_text()
+    return [name for field in re.findall(r"^Tests:(.*(?:\n[ \t].*)*)", text, re.M)
+            for name in re.split(r"[\s,]+", field) if name]
+
+
+class Autopkgtest(harness.ReleaseTest):
+    """debian/tests run by autopkgtest (null server) inside a booted container of the release."""
+
+    def test_debian_tests_pass(self):
+        """autopkgtest runs debian/tests on the built .deb in a booted container (null testbed): exit 0, every test PASS"""
+        deb = built_deb()
+        tests = debian_tests()
+        self.assertTrue(tests, "no Tests: in packaging/debian/tests/control")
+        work = Path(tempfile.mkdtemp(prefix="seestack-autopkgtest-"))
+        self.addCleanup(shutil.rmtree, work, True)
+        work.chmod(0o755)
+        source = clean_copy(work / "seestack-systemd")
+        shutil.rmtree(source / "debian", ignore_errors=True)
+        shutil.copytree(ROOT / "packaging/debian", source / "debian", symlinks=True)
+        binds: List[harness.Bind] = [(str(deb.parent), "/mnt/dist", True), (str(source), "/mnt/src", True)]
+        c = harness.Container(self.release, binds=binds)
+        c.boot()
+        self.addCleanup(c.poweroff)
+        done = c.sh("apt-get update -q && apt-get install -y -q --no-install-recommends autopkgtest",
+                    check=False, timeout=300, env=APT_ENV)
+        self.assertEqual(done.returncode, 0, f"installing autopkgtest:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
+        argv = ["autopkgtest", "--output-dir", "/tmp/autopkgtest-out", f"/mnt/dist/{deb.name}", "/mnt/src/",
+                "--", "null"]
+        done = c.run(argv, check=False, timeout=600)
+        said = f"--- stdout ---\n{done.stdout[-6000:]}\n--- stderr ---\n{done.stderr[-6000:]}"
+        # autopkgtest's exit codes: 0 all passed, 2 some skipped, 4 some failed, 8 none ran, 16 testbed failure.
+        self.assertEqual(done.returncode, 0, f"autopkgtest exited {done.returncode}\n{said}")
+        summary = c.read_file("/tmp/autopkgtest-out/summary")
+        results = dict(line.split(None, 1) for line in summary.splitlines() if line.strip())
+        self.assertEqual({name: results.get(name, "").split()[0] if results.get(name) else "" for name in tests},
+                         {name: "PASS" for name in tests}, f"summary:\n{summary}\n{said}")
+        self.assertIn("PASS: heartbeat delivered and recorded", c.read_file("/tmp/autopkgtest-out/heartbeat-stdout"))
+
+
 def varied_build(dest: Path, umask: int, zone: str) -> Path:
     """`make deb` (nocheck, no lintian) in a clean copy under ``dest``, with ``umask``, the
     time zone ``zone`` and the clock SHIFT ahead for every process of the build; its .deb."""
@@ -421,3 +476,10 @@ class Reproducible(unittest.TestCase):
                       f"/etc/localtime -> {os.path.realpath('/etc/localtime')}, now) != {sha256(second)} "
                       f"(umask {umask:04o}, {zone}, clock {SHIFT}, nocheck):\n"
                       f"{deb_differences(first, second) or '(listings, control and md5sums agree: run diffoscope)'}")
+
+
+# Debian 11 and 12 (see the module's docstring for 13), named like harness.per_release names them.
+for _release in ("debian-11", "debian-12"):
+    _name = "AutopkgtestDebian" + _release.split("-")[1]
+    globals()[_name] = type(_name, (Autopkgtest, unittest.TestCase),
+                            {"release": _release, "__module__": __name__, "__qualname__": _name})
