@@ -32,8 +32,9 @@ previous build, debian/tests run by autopkgtest, and a reproducible build.
   autopkgtest is installed in the (volatile) container from the release's own archive on
   the host's mirror. The source tree given to it is laid out as build-deb.sh lays it out:
   a clean copy of the checkout with packaging/debian as debian/.
-- Reproducibility: `make deb` again, from another clean copy, with another umask, another
-  time zone and the clock 398 days ahead, must give a byte-identical .deb. build-deb.sh runs
+- Reproducibility: `make deb` again, from another clean copy (so in another build path), with
+  another umask, time zone and host name (a UTS namespace) and the clock 398 days ahead, must
+  give a byte-identical .deb. build-deb.sh runs
   dpkg-buildpackage with `env -i`, so TZ= and faketime's LD_PRELOAD would not reach the build:
   the second build runs in a private mount namespace whose /etc is an overlay with another
   /etc/localtime, an /etc/ld.so.preload naming libfaketime and an /etc/faketimerc holding the
@@ -63,7 +64,7 @@ import tempfile
 import time
 import unittest
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from seestack_systemd.receiver import Receiver
 from tests.e2e import harness
@@ -79,6 +80,7 @@ LIBFAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 # the clock keeps ticking). Ahead, as a later rebuild is: dpkg clamps newer mtimes to the
 # changelog's date (SOURCE_DATE_EPOCH) and keeps older ones.
 SHIFT = "+398d"
+OTHER_HOST = "seestack-repro-second-build"
 RELEASE = "debian-12"
 API_KEY = "sk-e2e-upgrade-4b1f0c9d2e-SECRET"
 JOB = "e2e-upgrade-job"
@@ -159,8 +161,9 @@ def previous_commit() -> str:
     parent = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--verify", "-q", "HEAD^1^{commit}"],
                             capture_output=True, text=True, env=HOST_ENV)
     if parent.returncode:
-        raise AssertionError(f"HEAD ({head[:12]}) has no parent in this clone (a shallow clone?): fetch more "
-                             "history (git fetch --deepen=1) or set SEESTACK_PREVIOUS_REF to the previous build's commit")
+        raise AssertionError(f"HEAD ({head[:12]}) has no parent in this clone (a shallow clone?): fetch more"
+                             " history (git fetch --deepen=1) or set SEESTACK_PREVIOUS_REF to the previous"
+                             " build's commit")
     return parent.stdout.strip()
 
 
@@ -258,7 +261,9 @@ class Upgrade(harness.ReleaseTest, unittest.TestCase):
 
     release = RELEASE
 
-    def wait(self, what: str, check, timeout: float = 30.0, detail=lambda: ""):
+    def wait(self, what: str, check: Callable[[], Any], timeout: float = 30.0,
+             detail: Callable[[], str] = lambda: "") -> Any:
+        """Poll ``check`` until it returns something true, and return that; fail after ``timeout``."""
         deadline = time.monotonic() + timeout
         while True:
             value = check()
@@ -344,8 +349,8 @@ class Upgrade(harness.ReleaseTest, unittest.TestCase):
 
         c.systemctl("start", "seestack-flush.service")
         self.wait("the flush delivered the spooled heartbeat", lambda: by_run(first),
-                  detail=lambda: f"received: {[r.body for r in receiver.requests]}; spool: {spooled()}; flush's journal:\n"
-                  + c.journal("seestack-flush.service"))
+                  detail=lambda: f"received: {[r.body for r in receiver.requests]}; spool: {spooled()}; "
+                  f"the flush's journal:\n{c.journal('seestack-flush.service')}")
         self.assertEqual(spooled(), [])
         self.assertEqual(others(), [])
         c.systemctl("start", f"{JOB}.service")
@@ -355,7 +360,8 @@ class Upgrade(harness.ReleaseTest, unittest.TestCase):
 
         for run_id in (first, second):
             got = by_run(run_id)
-            self.assertEqual(len(got), 1, f"heartbeat {run_id} received {len(got)} times, not once (answers {[r.status for r, _ in got]})")
+            self.assertEqual(len(got), 1, f"heartbeat {run_id} received {len(got)} times, not once "
+                                          f"(answers {[r.status for r, _ in got]})")
             [(request, body)] = got
             self.assertEqual((request.status, request.error), (202, None), body)
             self.assertEqual((body["slug"], body["status"]), (JOB, "success"))
@@ -406,7 +412,8 @@ class Autopkgtest(harness.ReleaseTest):
 
 def varied_build(dest: Path, umask: int, zone: str) -> Path:
     """`make deb` (nocheck, no lintian) in a clean copy under ``dest``, with ``umask``, the
-    time zone ``zone`` and the clock SHIFT ahead for every process of the build; its .deb."""
+    time zone ``zone``, the host name OTHER_HOST and the clock SHIFT ahead for every process
+    of the build; its .deb."""
     tool("faketime")  # the package of LIBFAKETIME
     if not Path(LIBFAKETIME).is_file():
         raise AssertionError(f"{LIBFAKETIME} is missing: run tests/install-deps.sh as root")
@@ -419,10 +426,11 @@ def varied_build(dest: Path, umask: int, zone: str) -> Path:
     (upper / "localtime").symlink_to(f"/usr/share/zoneinfo/{zone}")
     (upper / "timezone").write_text(zone + "\n")
     script = ('mount -t overlay seestack-repro -o "lowerdir=/etc,upperdir=$1,workdir=$2" /etc\n'
-              'umask "$3"\n'
-              'exec make -C "$4" deb\n')
-    host(["unshare", "--mount", "--propagation", "private", "sh", "-ec", script, "sh", upper, workdir,
-          format(umask, "04o"), copy],
+              'hostname "$3"\n'
+              'umask "$4"\n'
+              'exec make -C "$5" deb\n')
+    host(["unshare", "--mount", "--uts", "--propagation", "private", "sh", "-ec", script, "sh", upper, workdir,
+          OTHER_HOST, format(umask, "04o"), copy],
          env={"TZ": zone, "DEB_BUILD_OPTIONS": "nocheck", "SEESTACK_DEB_LINTIAN": "0"}, timeout=900)
     [deb] = (copy / "dist").glob(f"{PACKAGE}_*_all.deb")
     return deb
@@ -436,16 +444,11 @@ def sha256(path: Path) -> str:
 def deb_differences(a: Path, b: Path) -> str:
     """Where two .debs differ, cheaply: their member listings (modes, owners, sizes, mtimes),
     control files and md5sums, as unified diffs; empty when those all agree."""
-    parts = []
-    for what, argv in (("dpkg-deb -c", ["dpkg-deb", "-c"]), ("dpkg-deb -I", ["dpkg-deb", "-I"]),
-                       ("md5sums", ["dpkg-deb", "-I"])):
-        if what == "md5sums":
-            texts = [host([*argv, str(p), "md5sums"]).stdout for p in (a, b)]
-        else:
-            texts = [host([*argv, str(p)]).stdout for p in (a, b)]
-        diff = list(difflib.unified_diff(texts[0].splitlines(), texts[1].splitlines(), f"{what} (1)",
-                                         f"{what} (2)", lineterm="", n=0))
-        parts += diff
+    parts: List[str] = []
+    for what, args in (("dpkg-deb -c", ["-c"]), ("dpkg-deb -I", ["-I"]), ("md5sums", ["-I", "{}", "md5sums"])):
+        texts = [host(["dpkg-deb", *[str(p) if x == "{}" else x for x in args], *([] if "{}" in args else [str(p)])]
+                      ).stdout.splitlines() for p in (a, b)]
+        parts += difflib.unified_diff(texts[0], texts[1], f"{what} (first)", f"{what} (second)", lineterm="", n=0)
     return "\n".join(parts)
 
 
@@ -453,28 +456,30 @@ class Reproducible(unittest.TestCase):
     """Two builds of the .deb under different umasks, time zones and clocks are byte-identical."""
 
     def test_two_builds_identical(self):
-        """make deb twice: the run's build, and one with another umask, TZ (UTC+14) and the clock 398 days ahead, nocheck: same sha256"""
+        """make deb twice: the run's build, and one with another umask, TZ (UTC+14), host name, build path and the clock 398 days ahead, nocheck: same sha256"""
         first = built_deb()
         own_umask = os.umask(0o022)
         os.umask(own_umask)
         umask = 0o077 if own_umask != 0o077 else 0o002
-        zone = "Etc/GMT-14" if os.path.realpath("/etc/localtime") != "/usr/share/zoneinfo/Etc/GMT-14" else "Etc/GMT+12"
+        own_zone = os.path.realpath("/etc/localtime")
+        zone = "Etc/GMT-14" if own_zone != "/usr/share/zoneinfo/Etc/GMT-14" else "Etc/GMT+12"
         work = Path(tempfile.mkdtemp(prefix="seestack-repro-"))
         self.addCleanup(shutil.rmtree, work, True)
         started = time.time()
         second = varied_build(work, umask, zone)
         self.assertEqual(second.name, first.name)
-        # The variations reached the build: dpkg-genbuildinfo's clock and zone, and cp's umask.
+        # The variations reached the build: dpkg-genbuildinfo's clock and zone, cp's umask, the host name.
         [info] = second.parent.glob(f"{PACKAGE}_*.buildinfo")
         stamp = re.search(r"^Build-Date: (.+)$", info.read_text(), re.M).group(1)
         when = email.utils.parsedate_to_datetime(stamp)
         self.assertEqual(when.utcoffset(), datetime.timedelta(hours=-int(zone[-3:])), stamp)
         self.assertGreater(when.timestamp(), started + 397 * 86400, stamp)
         self.assertEqual(second.stat().st_mode & 0o777, 0o666 & ~umask)
+        self.assertNotEqual(socket.gethostname(), OTHER_HOST)
         if sha256(first) != sha256(second):
             self.fail(f"two builds of {first.name} differ: {sha256(first)} (umask {own_umask:04o}, "
-                      f"/etc/localtime -> {os.path.realpath('/etc/localtime')}, now) != {sha256(second)} "
-                      f"(umask {umask:04o}, {zone}, clock {SHIFT}, nocheck):\n"
+                      f"{own_zone}, host {socket.gethostname()}, now) != {sha256(second)} "
+                      f"(umask {umask:04o}, {zone}, host {OTHER_HOST}, clock {SHIFT}, nocheck):\n"
                       f"{deb_differences(first, second) or '(listings, control and md5sums agree: run diffoscope)'}")
 
 
