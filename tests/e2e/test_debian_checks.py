@@ -64,7 +64,7 @@ import tempfile
 import time
 import unittest
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from seestack_systemd.receiver import Receiver
 from tests.e2e import harness
@@ -89,7 +89,7 @@ SPOOL = "/var/lib/seestack/spool"
 APT_ENV = {"DEBIAN_FRONTEND": "noninteractive"}
 
 
-def host(argv: Sequence[str], timeout: float = 600, env: Optional[Dict[str, str]] = None,
+def host(argv: Sequence[Union[str, Path]], timeout: float = 600, env: Optional[Dict[str, str]] = None,
          cwd: Optional[str] = None) -> subprocess.CompletedProcess:
     """Run a host tool with a fixed environment; fail with its output when it exits non-zero."""
     done = subprocess.run([str(a) for a in argv], capture_output=True, text=True, errors="replace",
