@@ -470,7 +470,9 @@ class Reproducible(unittest.TestCase):
         self.assertEqual(second.name, first.name)
         # The variations reached the build: dpkg-genbuildinfo's clock and zone, cp's umask, the host name.
         [info] = second.parent.glob(f"{PACKAGE}_*.buildinfo")
-        stamp = re.search(r"^Build-Date: (.+)$", info.read_text(), re.M).group(1)
+        found = re.search(r"^Build-Date: (.+)$", info.read_text(), re.M)
+        assert found is not None, f"no Build-Date in {info}"
+        stamp = found.group(1)
         when = email.utils.parsedate_to_datetime(stamp)
         self.assertEqual(when.utcoffset(), datetime.timedelta(hours=-int(zone[-3:])), stamp)
         self.assertGreater(when.timestamp(), started + 397 * 86400, stamp)
