@@ -233,7 +233,7 @@ class Piuparts(unittest.TestCase):
     """piuparts on bookworm: the .deb installs, removes and purges cleanly in a minimal chroot."""
 
     def test_install_remove_purge(self):
-        """piuparts (bookworm, minbase chroot): install, remove, purge, reinstall after remove; no leftovers, PASS"""
+        """piuparts (bookworm, minbase chroot): install, remove, install over the conffiles, remove, purge; no leftovers, PASS"""
         piuparts = tool("piuparts")
         base = piuparts_base()
         deb = built_deb()
