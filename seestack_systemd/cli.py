@@ -181,10 +181,11 @@ def cmd_receive(opts, environ, out: Output) -> int:
     hint, insecure = endpoint_hint(receiver.endpoint)
     if opts.get("try_setup"):
         from . import scratch
+        from .paths import invoked_as
 
         setup = scratch.make(receiver.endpoint, insecure_http=insecure)
         receiver.expect_key(setup.api_key)
-        print("\n".join(scratch.instructions(setup)))
+        print("\n".join(scratch.instructions(setup, invoked_as(sys.argv[0]))))
     print(f"listening on {receiver.url} ({hint}); Ctrl-C stops", flush=True)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
     try:
