@@ -217,9 +217,9 @@ def cmd_units(opts, environ, out: Output) -> int:
         from .listing import list_lines
 
         cfg = config.load(environ, opts["settings"], with_key=False, user=user)
-        lines, warnings = list_lines(cfg, root=root, user=user, show_all=bool(opts.get("all")), environ=environ)
-        for line in lines:
-            print(line)
+        lines, warnings = list_lines(cfg, root=root, user=user, show_all=bool(opts.get("all")), environ=environ,
+                                     output=str(opts.get("output") or "table"))
+        print("\n".join(lines), flush=True)  # before the warnings on stderr
         out.warn(warnings)
         return EX_OK
     reload = not (opts.get("no_reload") or root)

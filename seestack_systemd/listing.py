@@ -10,7 +10,9 @@ import time
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .config import Config
+from .contract import rfc3339
 from .errors import StateError, UsageError
+from .listview import Listing, render
 from .nextrun import next_elapse_now
 from .slug import expand, slug_from_name
 from .units import (OWN_TIMER, USER_MANAGER_HINT, Monitored, timer_unit_from_file, instance_of, monitored,
@@ -111,13 +113,13 @@ def records(config: Config) -> Dict[str, dict]:
     return found
 
 
-def describe(record: Optional[dict]) -> str:
-    """``success 1.2s at 2026-12-01 22:03, delivered``, or ``none yet``."""
+def last_fact(record: Optional[dict]) -> Optional[dict]:
+    """A last-heartbeat record as a row shows it: status, finishedAt (RFC 3339), durationMs,
+    and delivery: ``delivered``, ``spooled`` (waiting for a replay) or ``refused``."""
     if not record:
-        return "none yet"
-    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(record["finishedAt"]))
-    took = f"{record['durationMs'] / 1000:.1f}s" if record.get("durationMs") is not None else "-"
-    return f"{record['status']} {took} at {when}, {SENT_WORDS.get(str(record.get('outcome')), 'refused')}"
+        return None
+    return {"status": record["status"], "finishedAt": rfc3339(record["finishedAt"]),
+            "durationMs": record.get("durationMs"), "delivery": SENT_WORDS.get(str(record.get("outcome")), "refused")}
 
 
 def _instances(entry: Monitored, timers_found: Dict[str, Dict[str, str]], last: Dict[str, dict]) -> Dict[str, str]:
@@ -134,38 +136,43 @@ def _instances(entry: Monitored, timers_found: Dict[str, Dict[str, str]], last: 
     return found
 
 
-def _when(value: Optional[float]) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(value)) if value else "-"
+def unit_row(unit: str, slug: str, timer: Optional[str] = None, next_run: Optional[float] = None,
+             why: Optional[str] = None, last: Optional[dict] = None, template: Optional[str] = None,
+             per_instance: bool = False) -> dict:
+    """A row of kind ``unit``: every key always there, null when not known."""
+    return {"kind": "unit", "unit": unit, "slug": slug, "timer": timer or None,
+            "nextRun": rfc3339(next_run) if next_run else None, "notScheduled": why, "last": last_fact(last),
+            "template": template, "perInstance": per_instance}
 
 
 def unit_rows(entries: Sequence[Monitored], timers_found: Dict[str, Dict[str, str]], last: Dict[str, dict],
-              missing: Optional[Dict[str, Optional[Dict[str, str]]]]) -> Tuple[List[str], List[str], set]:
-    """(table rows, warnings, slugs shown) for the monitored units; ``missing`` holds the
+              missing: Optional[Dict[str, Optional[Dict[str, str]]]]) -> Tuple[List[dict], List[str], set]:
+    """(rows, warnings, slugs shown) for the monitored units; ``missing`` holds the
     timers named in drop-ins that systemd did not list (None: systemd did not answer)."""
     by_service = {props.get("Unit"): timer for timer, props in timers_found.items()}
     now_wall, now_mono = time.time(), time.monotonic()
-    rows, warnings, shown = [], [], set()
+    rows: List[dict] = []
+    warnings, shown = [], set()
     for entry in entries:
         timer = by_service.get(entry.service) or entry.timer or ""
         props = timers_found.get(timer) if timer in timers_found else (missing or {}).get(timer)
         why = not_scheduled(timer, props) if missing is not None else None
+        next_run = None
         if why:
-            next_run = f"NOT SCHEDULED ({why})"
             warnings.append(f"{entry.service} is monitored as '{entry.slug}' but its timer {timer} is {why}:"
                             " it will not run, and SeeStack will report missed runs")
-        else:
-            next_run = _when(next_elapse_now(props, now_wall, now_mono)) if props else "-"
+        elif props:
+            next_run = next_elapse_now(props, now_wall, now_mono)
         if "%" not in entry.slug:
             shown.add(entry.slug)
-            last_text = describe(last.get(entry.slug))
-            rows.append(f"{entry.service:32} {entry.slug:24} {timer or '-':24} {next_run:20} {last_text}")
+            rows.append(unit_row(entry.service, entry.slug, timer, next_run, why, last.get(entry.slug)))
             continue
-        rows.append(f"{entry.service:32} {entry.slug:24} {timer or '-':24} {next_run:20} (per instance, below)")
+        rows.append(unit_row(entry.service, entry.slug, timer, next_run, why, per_instance=True))
         by_slug: Dict[str, List[str]] = {}
         for unit, slug in _instances(entry, timers_found, last).items():
             by_slug.setdefault(slug, []).append(unit)
             shown.add(slug)
-            rows.append(f"  {unit:30} {slug:24} {'':24} {'':20} {describe(last.get(slug))}")
+            rows.append(unit_row(unit, slug, by_service.get(unit), last=last.get(slug), template=entry.service))
         for slug, units in by_slug.items():
             if len(units) > 1:
                 warnings.append(f"instances {', '.join(units)} all report as '{slug}': their runs mix in one monitor;"
@@ -173,22 +180,23 @@ def unit_rows(entries: Sequence[Monitored], timers_found: Dict[str, Dict[str, st
     return rows, warnings, shown
 
 
-def list_lines(config: Config, root: Optional[str] = None, user: bool = False, show_all: bool = False,
-               environ: Mapping[str, str] = {}) -> Tuple[List[str], List[str]]:
-    """(the table ``seestack-hook list`` prints, warnings for stderr)."""
+def list_rows(config: Config, root: Optional[str] = None, user: bool = False, show_all: bool = False,
+              environ: Mapping[str, str] = {}) -> Listing:
+    """Every row ``seestack-hook list`` shows (listview.py says what each kind holds)."""
     from . import spool
+    from .unitenv import risky_units
 
     if root and not os.path.isdir(root):
         raise UsageError(f"--root {root}: no such directory; give the staging root that holds etc/ and usr/")
     entries = monitored(root, user, environ)
     last = records(config)
-    lines = [f"{'UNIT':32} {'SLUG':24} {'TIMER':24} {'NEXT RUN':20} LAST HEARTBEAT"]
+    notes: List[str] = []
     try:
         timers_found = timers(root, user, environ)
         systemd_up = True
     except StateError as e:
         timers_found, systemd_up = {}, False
-        lines.insert(0, f"(systemd is not answering here, so timers are not shown: {e})")
+        notes.append(f"systemd is not answering here, so timers are not shown: {e}")
     missing: Optional[Dict[str, Optional[Dict[str, str]]]] = {} if systemd_up else None
     wanted = sorted({e.timer for e in entries if e.timer and e.timer not in timers_found})
     if wanted and missing is not None and not root:
@@ -196,47 +204,50 @@ def list_lines(config: Config, root: Optional[str] = None, user: bool = False, s
         for name, props in zip(wanted, states):
             missing[name] = props or None  # type: ignore[index]
     rows, warnings, shown = unit_rows(entries, timers_found, last, missing)
-    lines += rows or ["(no monitored units: add one with 'seestack-hook enable NAME.timer')"]
-    from .unitenv import risky_units
-
-    lines.extend(f"UNSAFE {line}" for line in risky_units(root, user, environ))
-    others = [(slug, record) for slug, record in sorted(last.items()) if slug not in shown]
-    if others:
-        lines += ["", f"{'JOB (last heartbeat)':32} {'SOURCE':32} LAST HEARTBEAT"]
-        lines += [f"{slug:32} {source_kind(r.get('source')):32} {describe(r)}" for slug, r in others]
-    if show_all:
-        lines += ["", "timers not monitored yet:"]
-        if systemd_up:
-            lines += suggestions(entries, timers_found) or ["  (none)"]
-        else:
-            lines.append("  (could not look: systemd is not answering here, see the first line;"
-                         " --root DIR lists from the unit files)")
-    waiting, age = spool.stats(config.spool_dir)
-    if waiting:
-        lines.append(f"spool: {waiting} heartbeat(s) waiting, oldest {age or 0:.0f}s old"
-                     " ('seestack-hook flush' sends them)")
-    return lines, warnings
+    for line in risky_units(root, user, environ):
+        unit, _, problem = line.partition(": ")
+        rows.append({"kind": "unsafe", "unit": unit, "problem": problem})
+    rows += [{"kind": "job", "slug": slug, "source": source_kind(r.get("source")), "last": last_fact(r)}
+             for slug, r in sorted(last.items()) if slug not in shown]
+    if show_all and systemd_up:
+        rows += suggestions(entries, timers_found)
+    waiting = spool.entries(config.spool_dir)
+    if waiting:  # a spool file's name starts with its heartbeat's finish time in milliseconds
+        oldest = waiting[0].split("-", 1)[0]
+        rows.append({"kind": "spool", "waiting": len(waiting),
+                     "oldestAt": rfc3339(int(oldest) / 1000) if oldest.isdigit() else None})
+    return Listing(rows, notes, warnings, show_all, systemd_up)
 
 
-def suggestions(entries: Sequence[Monitored], timers_found: Dict[str, Dict[str, str]]) -> List[str]:
-    """An ``enable`` command per unmonitored timer; one per template, with --slug 'NAME-%i',
-    and its other timers (instances too) listed as covered by it."""
+def list_lines(config: Config, root: Optional[str] = None, user: bool = False, show_all: bool = False,
+               environ: Mapping[str, str] = {}, output: str = "table") -> Tuple[List[str], List[str]]:
+    """(the lines ``seestack-hook list`` prints for ``output``, warnings for stderr)."""
+    listing = list_rows(config, root, user, show_all, environ)
+    notes = listing.notes if output != "table" else []  # the table says them in its first line
+    return render(listing, output), notes + listing.warnings
+
+
+def suggestions(entries: Sequence[Monitored], timers_found: Dict[str, Dict[str, str]]) -> List[dict]:
+    """A row of kind ``timer`` with an ``enable`` command per unmonitored timer; one per template,
+    with --slug 'NAME-%i', and its other timers (instances too) as covered by it (no command)."""
     watched = {e.service for e in entries}
-    lines, templates = [], set()
+    rows: List[dict] = []
+    templates = set()
     for timer, props in sorted(timers_found.items()):
         service = props.get("Unit", "")
         if timer == OWN_TIMER or service in watched:
             continue
+        row = {"kind": "timer", "timer": timer, "unit": service, "command": None, "instanceOf": None}
         if "@" in timer:
             template = service.partition("@")[0] + "@.service"
             if template in watched:
                 continue
-            if template in templates:
-                lines.append(f"  {timer:32} -> {service:32} (an instance of {template}: its command above)")
-                continue
-            templates.add(template)
-            slug = slug_from_name(template.partition("@")[0])
-            lines.append(f"  {timer:32} -> {service:32} seestack-hook enable '{template}' --slug '{slug}-%i'")
+            row["instanceOf"] = template
+            if template not in templates:
+                templates.add(template)
+                slug = slug_from_name(template.partition("@")[0])
+                row["command"] = f"seestack-hook enable '{template}' --slug '{slug}-%i'"
         else:
-            lines.append(f"  {timer:32} -> {service:32} seestack-hook enable {timer}")
-    return lines
+            row["command"] = f"seestack-hook enable {timer}"
+        rows.append(row)
+    return rows
