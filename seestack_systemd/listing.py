@@ -1,90 +1,27 @@
 """``seestack-hook list``: the monitored systemd units with their timers (when systemd
 is there), then every other job with a last-heartbeat record (``run``, ``ping``, the
-library), so that nothing reported from this host is invisible here."""
+library), so that nothing reported from this host is invisible here; with ``--all``,
+the timers and cron jobs not reported yet. Rows here, their table and JSON in listview.py."""
 
 from __future__ import annotations
 
 import glob
 import os
+import stat
 import time
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .config import Config
 from .contract import rfc3339
+from .crontab import CronJob, unique_slugs
 from .errors import StateError, UsageError
 from .listview import Listing, render
 from .nextrun import next_elapse_now
 from .slug import expand, slug_from_name
-from .units import (OWN_TIMER, USER_MANAGER_HINT, Monitored, timer_unit_from_file, instance_of, monitored,
-                    systemctl, unit_dirs)
+from .timerstate import not_scheduled, show_units, timers
+from .units import OWN_TIMER, Monitored, monitored
 
 SENT_WORDS = {"delivered": "delivered", "duplicate": "delivered", "temporary": "spooled"}
-# LoadState values of a timer that systemd will not run, in the operator's words.
-UNLOADED = {"not-found": "removed", "masked": "masked", "error": "failed to load", "bad-setting": "failed to load"}
-
-
-def timers(root: Optional[str], user: bool, environ: Mapping[str, str]) -> Dict[str, Dict[str, str]]:
-    """timer -> {Unit, LoadState, ActiveState, NextElapse...} for every timer systemd (or the staging root) knows,
-    template instances included; StateError where systemd does not answer."""
-    if root:
-        dirs = unit_dirs(root, user, environ)
-        found: Dict[str, Dict[str, str]] = {}
-        for d in dirs:
-            # Enabled instances (x@a.timer) are the symlinks in the .wants/ directories.
-            found_files = glob.glob(os.path.join(d, "*.timer")) + glob.glob(os.path.join(d, "*.wants", "*.timer"))
-            for path in sorted(found_files):
-                name = os.path.basename(path)
-                unit = timer_unit_from_file(path) if os.path.exists(path) else None
-                if "@" in name and not name.endswith("@.timer"):
-                    unit = instance_of(unit, name.partition("@")[2][: -len(".timer")]) if unit and "@." in unit \
-                        else unit
-                masked = os.path.realpath(path) == os.devnull  # systemctl mask's symlink
-                found.setdefault(name, {"Unit": unit or name[:-6] + ".service",
-                                        "LoadState": "masked" if masked else "loaded", "ActiveState": "active"})
-        return found
-    # Loaded timers (instances too) and installed ones: systemd unloads an idle timer nothing references.
-    session = environ if user else None
-    listed = systemctl(session, "list-units", "--type=timer", "--all", "--no-legend", "--plain", "--no-pager")
-    if listed.returncode:
-        first = (listed.stderr.strip().splitlines() or ["no output"])[0]
-        hint = USER_MANAGER_HINT if user else "--root DIR lists from the unit files instead"
-        raise StateError(f"systemctl{' --user' if user else ''} list-units failed: {first}; {hint}")
-    files = systemctl(session, "list-unit-files", "--type=timer", "--no-legend", "--no-pager").stdout
-    words = [line.split()[0] for line in (listed.stdout + "\n" + files).splitlines() if line.split()]
-    names = sorted({w for w in words if w.endswith(".timer")})
-    # systemctl show takes no template names (x@.timer): they stand for their instances.
-    found = {name: {"Unit": name[: -len(".timer")] + ".service", "LoadState": "loaded", "ActiveState": "active"}
-             for name in names if "@." in name}
-    loaded = [name for name in names if "@." not in name]
-    props = ["Id", "Unit", "LoadState", "ActiveState", "UnitFileState", "NextElapseUSecRealtime",
-             "NextElapseUSecMonotonic"]
-    found.update(zip(loaded, show_units(session, loaded, props) if loaded else []))
-    return found
-
-
-def show_units(session: Optional[Mapping[str, str]], names: Sequence[str],
-               properties: Sequence[str]) -> List[Dict[str, str]]:
-    """``systemctl show`` of several units (``session``: see units.systemctl): one dict per unit, in order."""
-    done = systemctl(session, "show", "--no-pager", "-p", ",".join(properties), "--", *names)
-    blocks = done.stdout.split("\n\n")
-    return [dict(line.partition("=")[::2]
-                 for line in (blocks[i] if i < len(blocks) else "").splitlines() if "=" in line)
-            for i in range(len(names))]
-
-
-def not_scheduled(timer: Optional[str], props: Optional[Dict[str, str]]) -> Optional[str]:
-    """Why a monitored unit's ``timer`` will not run it again (removed, masked, failed to
-    load, disabled, stopped), or None while it is scheduled (or the unit has no timer)."""
-    if not timer:
-        return None
-    if props is None:
-        return "removed"
-    load = props.get("LoadState", "")
-    if load and load != "loaded":
-        return UNLOADED.get(load, load)
-    if props.get("ActiveState", "active") not in ("active", "activating", "reloading"):
-        return "disabled" if props.get("UnitFileState") == "disabled" else "stopped"
-    return None
 
 
 def source_kind(source: Optional[dict]) -> str:
@@ -211,12 +148,76 @@ def list_rows(config: Config, root: Optional[str] = None, user: bool = False, sh
              for slug, r in sorted(last.items()) if slug not in shown]
     if show_all and systemd_up:
         rows += suggestions(entries, timers_found)
+    if show_all:
+        jobs, problems = cron_jobs(root, user or os.geteuid() != 0)
+        warnings += problems
+        rows += [{"kind": "cron", **{k: getattr(j, k) for k in CRON_KEYS}, "suggestion": j.suggestion}
+                 for j in unique_slugs(jobs, shown | set(last)) if not j.wrapped]
     waiting = spool.entries(config.spool_dir)
     if waiting:  # a spool file's name starts with its heartbeat's finish time in milliseconds
         oldest = waiting[0].split("-", 1)[0]
         rows.append({"kind": "spool", "waiting": len(waiting),
                      "oldestAt": rfc3339(int(oldest) / 1000) if oldest.isdigit() else None})
     return Listing(rows, notes, warnings, show_all, systemd_up)
+
+
+CRON_KEYS = ("file", "line", "owner", "schedule", "command", "slug")
+CRON_SPOOL = "var/spool/cron/crontabs"  # Debian's: one crontab per user, named for the user, root-only
+
+
+def cron_jobs(root: Optional[str], user: bool) -> Tuple[List[CronJob], List[str]]:
+    """(the cron jobs of /etc/crontab, /etc/cron.d/* and every user's crontab; or with ``user``
+    only this user's, by ``crontab -l``: the spool is root's), problems worth a warning.
+    Under a staging ``root``, its files. Never written: cron's files are the operator's."""
+    import pwd
+    import re
+
+    from . import crontab, programs
+
+    base = root or "/"
+    texts: List[Tuple[str, str, Optional[str]]] = []  # (path, text, owner: None for a system crontab)
+    paths: List[Tuple[str, Optional[str]]] = []
+    problems: List[str] = []
+    if user:
+        name = pwd.getpwuid(os.geteuid()).pw_name
+        path = os.path.join("/", CRON_SPOOL, name)
+        if root:
+            paths.append((os.path.join(base, CRON_SPOOL, name), name))
+        else:
+            try:
+                done = programs.run("crontab", ["-l"], timeout=10, text=True)
+            except FileNotFoundError:  # no cron installed: no crontab
+                return [], []
+            if done.returncode == 0:
+                texts.append((path, done.stdout, name))
+            elif "no crontab" not in done.stderr:
+                problems.append(f"crontab -l failed: {(done.stderr.strip().splitlines() or ['no output'])[0]}")
+    else:
+        cron_d = os.path.join(base, "etc/cron.d")
+        # cron itself skips cron.d files with other characters in their names (e.g. x.dpkg-old).
+        names = sorted(n for n in os.listdir(cron_d) if re.fullmatch(r"[A-Za-z0-9_-]+", n)) \
+            if os.path.isdir(cron_d) else []
+        paths += [(os.path.join(base, "etc/crontab"), None)] + [(os.path.join(cron_d, n), None) for n in names]
+        spool_dir = os.path.join(base, CRON_SPOOL)
+        if os.path.isdir(spool_dir):
+            paths += [(os.path.join(spool_dir, n), n) for n in sorted(os.listdir(spool_dir)) if not n.startswith(".")]
+    for path, owner in paths:
+        try:  # O_NONBLOCK: a FIFO in cron.d must not hang list
+            with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), encoding="utf-8", errors="replace") as f:
+                if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                    problems.append(f"{path} is not a regular file: cron skips it too")
+                    continue
+                texts.append((path, f.read(1 << 20), owner))
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            problems.append(f"cannot read {path}: {e.strerror}")
+    jobs: List[CronJob] = []
+    for path, text, owner in texts:
+        found, bad = crontab.parse(text, path, owner)
+        jobs += found
+        problems += bad
+    return jobs, problems
 
 
 def list_lines(config: Config, root: Optional[str] = None, user: bool = False, show_all: bool = False,

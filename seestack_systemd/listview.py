@@ -4,7 +4,8 @@
 listing.py gathers the rows: one dict per row, JSON-ready, each with a ``kind``:
 ``unit`` (a monitored systemd unit, or an instance of a monitored template), ``job``
 (any other slug with a last heartbeat), ``timer`` (``--all``: a timer not monitored
-yet), ``unsafe`` (a monitored unit whose environment others can change) and ``spool``.
+yet), ``cron`` (``--all``: a cron job not wrapped with ``seestack-hook run``),
+``unsafe`` (a monitored unit whose environment others can change) and ``spool``.
 Times are RFC 3339 UTC in JSON and local time in the table. The table's columns are
 as wide as their widest value.
 """
@@ -93,6 +94,19 @@ def _timers(rows: List[dict], listing: Listing) -> List[str]:
     return ["", "timers not monitored yet:"] + (columns(table, indent="  ") if table else ["  (none)"])
 
 
+def _cron(rows: List[dict], listing: Listing) -> List[str]:
+    if not listing.show_all:
+        return []
+    if not rows:
+        return ["", "cron jobs not reported yet: none found"]
+    table = [[row["owner"], row["schedule"], f"{row['file']}:{row['line']}", row["command"]] for row in rows]
+    header, *lines = columns([["OWNER", "SCHEDULE", "WHERE", "COMMAND"]] + table, indent="  ")
+    out = ["", "cron jobs not reported yet (put the 'instead:' line in their place; list changes no crontab):", header]
+    for line, row in zip(lines, rows):
+        out += [line, f"    instead: {row['suggestion']}"]
+    return out
+
+
 def _spool(rows: List[dict], listing: Listing) -> List[str]:
     return [f"spool: {row['waiting']} heartbeat(s) waiting, oldest {_age(row['oldestAt']):.0f}s old"
             " ('seestack-hook flush' sends them)" for row in rows]
@@ -106,7 +120,7 @@ def _age(rfc3339: Optional[str]) -> float:
 
 # The table's sections, in order, by the kind of row each shows.
 SECTIONS: Dict[str, Callable[[List[dict], Listing], List[str]]] = {
-    "unit": _units, "unsafe": _unsafe, "job": _jobs, "timer": _timers, "spool": _spool,
+    "unit": _units, "unsafe": _unsafe, "job": _jobs, "timer": _timers, "cron": _cron, "spool": _spool,
 }
 
 
