@@ -63,7 +63,7 @@ def _units(rows: List[dict], listing: Listing) -> List[str]:
         return columns(table) + ["(no monitored units: add one with 'seestack-hook enable NAME.timer')"]
     for row in rows:
         if row.get("template"):  # an instance, under its template's row
-            table.append(["  " + row["unit"], row["slug"], "", "", describe(row.get("last"))])
+            table.append(["  " + row["unit"], row["slug"], row.get("timer") or "", "", describe(row.get("last"))])
         else:
             last = "(per instance, below)" if row.get("perInstance") else describe(row.get("last"))
             table.append([row["unit"], row["slug"], row.get("timer") or "-", _next_run(row), last])

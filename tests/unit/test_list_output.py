@@ -114,6 +114,9 @@ class ListOutput(HookTestCase):
         self.assertTrue(units["x@.service"]["perInstance"])
         instance = units["x@Main_DB.service"]
         self.assertEqual((instance["slug"], instance["template"], instance["last"]), ("x-main-db", "x@.service", None))
+        self.assertEqual(instance["timer"], "x@Main_DB.timer")
+        row = next(line for line in self.listed().stdout.splitlines() if line.startswith("  x@Main_DB.service"))
+        self.assertEqual(row.split()[:3], ["x@Main_DB.service", "x-main-db", "x@Main_DB.timer"])
 
 
 class ColumnWidths(HookTestCase):
