@@ -67,7 +67,7 @@ class Hardening(harness.ReleaseTest):
             raise unittest.SkipTest(f"{cls.release} not in SEESTACK_E2E_RELEASES")
         deb = built_deb()
         # Down until a test brings it up: the plain backend, the one behind nginx, the user's.
-        cls.down = {name: reserve_port() for name in ("plain", "proxied", "user")}
+        cls.down = {name: reserve_port() for name in ("plain", "proxied", "user", "elsewhere")}
         for sock, _ in cls.down.values():
             cls.addClassCleanup(sock.close)
         cls.tls_port, cls.proxy_port = free_port(), free_port()
@@ -166,6 +166,31 @@ class Hardening(harness.ReleaseTest):
         self.assertEqual(self.spooled(), [])
         self.assertGreater(self.tunnels(), tunnels, "the flush did not go through tinyproxy")
         self.assertEqual(len(receiver.requests), 1)
+
+    def test_data_dir_elsewhere_needs_the_dropin(self):
+        """data_dir elsewhere: read-only to the sandboxed flush until the drop-in the unit's comment shows adds it"""
+        c = self.c
+        c.run(["mkdir", "-p", "-m", "0700", "/srv/seestack"])
+        self.configure(f"endpoint = http://127.0.0.1:{self.down['elsewhere'][1]}", f"api_key_file = {KEY_FILE}",
+                       "data_dir = /srv/seestack")
+        done = c.run(["seestack-hook", "ping", "--status", "success", "e2e-elsewhere"], check=False, timeout=30)
+        self.assertEqual(done.returncode, 75, done.stderr)
+        spool = "ls /srv/seestack/spool | grep -c '[.]heartbeat$' || true"
+        self.assertEqual(c.sh(spool).stdout.strip(), "1")
+        receiver = self.up("elsewhere", API_KEY)
+        c.systemctl("start", "seestack-flush.service", check=False)
+        self.assertEqual(c.sh(spool).stdout.strip(), "1", "the flush could write outside /var/lib/seestack")
+        self.assertIn("Read-only file system", c.journal("seestack-flush.service"))
+        c.write_file("/etc/systemd/system/seestack-flush.service.d/e2e-data-dir.conf",
+                     "[Service]\nReadWritePaths=/srv/seestack\n")
+        c.systemctl("daemon-reload")
+        try:
+            self.start_flush()
+        finally:
+            c.run(["rm", "/etc/systemd/system/seestack-flush.service.d/e2e-data-dir.conf"])
+            c.systemctl("daemon-reload")
+        self.assertEqual(c.sh(spool).stdout.strip(), "0")
+        self.assertEqual({r.json()["slug"] for r in receiver.requests}, {"e2e-elsewhere"})
 
     def test_user_flush_in_lingering_manager(self):
         """the hardened user unit runs in a lingering user's manager and delivers the user's spooled heartbeat"""
