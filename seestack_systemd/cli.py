@@ -242,10 +242,11 @@ def cmd_receive(opts, environ, out: Output) -> int:
     hint, insecure = endpoint_hint(receiver.endpoint)
     if opts.get("try_setup"):
         from . import scratch
+        from .paths import invoked_as
 
         setup = scratch.make(receiver.endpoint, insecure_http=insecure)
         receiver.expect_key(setup.api_key)
-        print("\n".join(scratch.instructions(setup)))
+        print("\n".join(scratch.instructions(setup, invoked_as(sys.argv[0]))))
     print(f"listening on {receiver.url} ({hint}); Ctrl-C stops", flush=True)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
     try:
@@ -277,9 +278,9 @@ def cmd_units(opts, environ, out: Output) -> int:
         from .listing import list_lines
 
         cfg = config.load(environ, opts["settings"], with_key=False, user=user)
-        lines, warnings = list_lines(cfg, root=root, user=user, show_all=bool(opts.get("all")), environ=environ)
-        for line in lines:
-            print(line)
+        lines, warnings = list_lines(cfg, root=root, user=user, show_all=bool(opts.get("all")), environ=environ,
+                                     output=str(opts.get("output") or "table"))
+        print("\n".join(lines), flush=True)  # before the warnings on stderr
         out.warn(warnings)
         return EX_OK
     reload = not (opts.get("no_reload") or root)

@@ -48,7 +48,7 @@ EXAMPLES = {
     "flush": "seestack-hook flush",
     "enable": "seestack-hook enable backup.timer\n  seestack-hook enable 'db-dump@.service' --slug 'db-dump-%i'",
     "disable": "seestack-hook disable backup.service",
-    "list": "seestack-hook list --all",
+    "list": "seestack-hook list --all\n  seestack-hook list --output=json    # one JSON array of rows, for scripts",
 }
 
 
@@ -207,9 +207,13 @@ def build_parser():
         p.add_argument("--no-reload", action="store_true", help="do not run systemctl daemon-reload")
 
     p = command("list", "show monitored units, their timers and last heartbeats")
-    p.add_argument("--all", action="store_true", help="also show timers that are not monitored yet")
+    p.add_argument("--all", action="store_true", help="also show timers that are not monitored yet, and cron jobs"
+                   " not wrapped with seestack-hook run (with the crontab line to use instead)")
     p.add_argument("--root", metavar="DIR", help="look at a staging root")
     p.add_argument("--user", action="store_true", help="user units")
+    p.add_argument("-o", "--output", choices=("table", "json", "json-pretty"), default="table",
+                   help="table (default) for eyes; json: one array of row objects, each with a \"kind\""
+                        " (unit, job, timer, cron, unsafe, spool), for scripts; json-pretty: the same, indented")
     return parser
 
 

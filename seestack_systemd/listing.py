@@ -1,88 +1,27 @@
 """``seestack-hook list``: the monitored systemd units with their timers (when systemd
 is there), then every other job with a last-heartbeat record (``run``, ``ping``, the
-library), so that nothing reported from this host is invisible here."""
+library), so that nothing reported from this host is invisible here; with ``--all``,
+the timers and cron jobs not reported yet. Rows here, their table and JSON in listview.py."""
 
 from __future__ import annotations
 
 import glob
 import os
+import stat
 import time
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .config import Config
+from .contract import rfc3339
+from .crontab import CronJob, unique_slugs
 from .errors import StateError, UsageError
+from .listview import Listing, render
 from .nextrun import next_elapse_now
 from .slug import expand, slug_from_name
-from .units import (OWN_TIMER, USER_MANAGER_HINT, Monitored, timer_unit_from_file, instance_of, monitored,
-                    systemctl, unit_dirs)
+from .timerstate import not_scheduled, show_units, timers
+from .units import OWN_TIMER, Monitored, monitored
 
 SENT_WORDS = {"delivered": "delivered", "duplicate": "delivered", "temporary": "spooled"}
-# LoadState values of a timer that systemd will not run, in the operator's words.
-UNLOADED = {"not-found": "removed", "masked": "masked", "error": "failed to load", "bad-setting": "failed to load"}
-
-
-def timers(root: Optional[str], user: bool, environ: Mapping[str, str]) -> Dict[str, Dict[str, str]]:
-    """timer -> {Unit, LoadState, ActiveState, NextElapse...} for every timer systemd (or the staging root) knows,
-    template instances included; StateError where systemd does not answer."""
-    if root:
-        dirs = unit_dirs(root, user, environ)
-        found: Dict[str, Dict[str, str]] = {}
-        for d in dirs:
-            # Enabled instances (x@a.timer) are the symlinks in the .wants/ directories.
-            found_files = glob.glob(os.path.join(d, "*.timer")) + glob.glob(os.path.join(d, "*.wants", "*.timer"))
-            for path in sorted(found_files):
-                name = os.path.basename(path)
-                unit = timer_unit_from_file(path) if os.path.exists(path) else None
-                if "@" in name and not name.endswith("@.timer"):
-                    unit = instance_of(unit, name.partition("@")[2][: -len(".timer")]) if unit and "@." in unit \
-                        else unit
-                masked = os.path.realpath(path) == os.devnull  # systemctl mask's symlink
-                found.setdefault(name, {"Unit": unit or name[:-6] + ".service",
-                                        "LoadState": "masked" if masked else "loaded", "ActiveState": "active"})
-        return found
-    # Loaded timers (instances too) and installed ones: systemd unloads an idle timer nothing references.
-    session = environ if user else None
-    listed = systemctl(session, "list-units", "--type=timer", "--all", "--no-legend", "--plain", "--no-pager")
-    if listed.returncode:
-        first = (listed.stderr.strip().splitlines() or ["no output"])[0]
-        hint = USER_MANAGER_HINT if user else "--root DIR lists from the unit files instead"
-        raise StateError(f"systemctl{' --user' if user else ''} list-units failed: {first}; {hint}")
-    files = systemctl(session, "list-unit-files", "--type=timer", "--no-legend", "--no-pager").stdout
-    words = [line.split()[0] for line in (listed.stdout + "\n" + files).splitlines() if line.split()]
-    names = sorted({w for w in words if w.endswith(".timer")})
-    # systemctl show takes no template names (x@.timer): they stand for their instances.
-    found = {name: {"Unit": name[: -len(".timer")] + ".service", "LoadState": "loaded", "ActiveState": "active"}
-             for name in names if "@." in name}
-    loaded = [name for name in names if "@." not in name]
-    props = ["Id", "Unit", "LoadState", "ActiveState", "UnitFileState", "NextElapseUSecRealtime",
-             "NextElapseUSecMonotonic"]
-    found.update(zip(loaded, show_units(session, loaded, props) if loaded else []))
-    return found
-
-
-def show_units(session: Optional[Mapping[str, str]], names: Sequence[str],
-               properties: Sequence[str]) -> List[Dict[str, str]]:
-    """``systemctl show`` of several units (``session``: see units.systemctl): one dict per unit, in order."""
-    done = systemctl(session, "show", "--no-pager", "-p", ",".join(properties), "--", *names)
-    blocks = done.stdout.split("\n\n")
-    return [dict(line.partition("=")[::2]
-                 for line in (blocks[i] if i < len(blocks) else "").splitlines() if "=" in line)
-            for i in range(len(names))]
-
-
-def not_scheduled(timer: Optional[str], props: Optional[Dict[str, str]]) -> Optional[str]:
-    """Why a monitored unit's ``timer`` will not run it again (removed, masked, failed to
-    load, disabled, stopped), or None while it is scheduled (or the unit has no timer)."""
-    if not timer:
-        return None
-    if props is None:
-        return "removed"
-    load = props.get("LoadState", "")
-    if load and load != "loaded":
-        return UNLOADED.get(load, load)
-    if props.get("ActiveState", "active") not in ("active", "activating", "reloading"):
-        return "disabled" if props.get("UnitFileState") == "disabled" else "stopped"
-    return None
 
 
 def source_kind(source: Optional[dict]) -> str:
@@ -111,13 +50,13 @@ def records(config: Config) -> Dict[str, dict]:
     return found
 
 
-def describe(record: Optional[dict]) -> str:
-    """``success 1.2s at 2026-12-01 22:03, delivered``, or ``none yet``."""
+def last_fact(record: Optional[dict]) -> Optional[dict]:
+    """A last-heartbeat record as a row shows it: status, finishedAt (RFC 3339), durationMs,
+    and delivery: ``delivered``, ``spooled`` (waiting for a replay) or ``refused``."""
     if not record:
-        return "none yet"
-    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(record["finishedAt"]))
-    took = f"{record['durationMs'] / 1000:.1f}s" if record.get("durationMs") is not None else "-"
-    return f"{record['status']} {took} at {when}, {SENT_WORDS.get(str(record.get('outcome')), 'refused')}"
+        return None
+    return {"status": record["status"], "finishedAt": rfc3339(record["finishedAt"]),
+            "durationMs": record.get("durationMs"), "delivery": SENT_WORDS.get(str(record.get("outcome")), "refused")}
 
 
 def _instances(entry: Monitored, timers_found: Dict[str, Dict[str, str]], last: Dict[str, dict]) -> Dict[str, str]:
@@ -134,38 +73,43 @@ def _instances(entry: Monitored, timers_found: Dict[str, Dict[str, str]], last: 
     return found
 
 
-def _when(value: Optional[float]) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(value)) if value else "-"
+def unit_row(unit: str, slug: str, timer: Optional[str] = None, next_run: Optional[float] = None,
+             why: Optional[str] = None, last: Optional[dict] = None, template: Optional[str] = None,
+             per_instance: bool = False) -> dict:
+    """A row of kind ``unit``: every key always there, null when not known."""
+    return {"kind": "unit", "unit": unit, "slug": slug, "timer": timer or None,
+            "nextRun": rfc3339(next_run) if next_run else None, "notScheduled": why, "last": last_fact(last),
+            "template": template, "perInstance": per_instance}
 
 
 def unit_rows(entries: Sequence[Monitored], timers_found: Dict[str, Dict[str, str]], last: Dict[str, dict],
-              missing: Optional[Dict[str, Optional[Dict[str, str]]]]) -> Tuple[List[str], List[str], set]:
-    """(table rows, warnings, slugs shown) for the monitored units; ``missing`` holds the
+              missing: Optional[Dict[str, Optional[Dict[str, str]]]]) -> Tuple[List[dict], List[str], set]:
+    """(rows, warnings, slugs shown) for the monitored units; ``missing`` holds the
     timers named in drop-ins that systemd did not list (None: systemd did not answer)."""
     by_service = {props.get("Unit"): timer for timer, props in timers_found.items()}
     now_wall, now_mono = time.time(), time.monotonic()
-    rows, warnings, shown = [], [], set()
+    rows: List[dict] = []
+    warnings, shown = [], set()
     for entry in entries:
         timer = by_service.get(entry.service) or entry.timer or ""
         props = timers_found.get(timer) if timer in timers_found else (missing or {}).get(timer)
         why = not_scheduled(timer, props) if missing is not None else None
+        next_run = None
         if why:
-            next_run = f"NOT SCHEDULED ({why})"
             warnings.append(f"{entry.service} is monitored as '{entry.slug}' but its timer {timer} is {why}:"
                             " it will not run, and SeeStack will report missed runs")
-        else:
-            next_run = _when(next_elapse_now(props, now_wall, now_mono)) if props else "-"
+        elif props:
+            next_run = next_elapse_now(props, now_wall, now_mono)
         if "%" not in entry.slug:
             shown.add(entry.slug)
-            last_text = describe(last.get(entry.slug))
-            rows.append(f"{entry.service:32} {entry.slug:24} {timer or '-':24} {next_run:20} {last_text}")
+            rows.append(unit_row(entry.service, entry.slug, timer, next_run, why, last.get(entry.slug)))
             continue
-        rows.append(f"{entry.service:32} {entry.slug:24} {timer or '-':24} {next_run:20} (per instance, below)")
+        rows.append(unit_row(entry.service, entry.slug, timer, next_run, why, per_instance=True))
         by_slug: Dict[str, List[str]] = {}
         for unit, slug in _instances(entry, timers_found, last).items():
             by_slug.setdefault(slug, []).append(unit)
             shown.add(slug)
-            rows.append(f"  {unit:30} {slug:24} {'':24} {'':20} {describe(last.get(slug))}")
+            rows.append(unit_row(unit, slug, by_service.get(unit), last=last.get(slug), template=entry.service))
         for slug, units in by_slug.items():
             if len(units) > 1:
                 warnings.append(f"instances {', '.join(units)} all report as '{slug}': their runs mix in one monitor;"
@@ -173,22 +117,23 @@ def unit_rows(entries: Sequence[Monitored], timers_found: Dict[str, Dict[str, st
     return rows, warnings, shown
 
 
-def list_lines(config: Config, root: Optional[str] = None, user: bool = False, show_all: bool = False,
-               environ: Mapping[str, str] = {}) -> Tuple[List[str], List[str]]:
-    """(the table ``seestack-hook list`` prints, warnings for stderr)."""
+def list_rows(config: Config, root: Optional[str] = None, user: bool = False, show_all: bool = False,
+              environ: Mapping[str, str] = {}) -> Listing:
+    """Every row ``seestack-hook list`` shows (listview.py says what each kind holds)."""
     from . import spool
+    from .unitenv import risky_units
 
     if root and not os.path.isdir(root):
         raise UsageError(f"--root {root}: no such directory; give the staging root that holds etc/ and usr/")
     entries = monitored(root, user, environ)
     last = records(config)
-    lines = [f"{'UNIT':32} {'SLUG':24} {'TIMER':24} {'NEXT RUN':20} LAST HEARTBEAT"]
+    notes: List[str] = []
     try:
         timers_found = timers(root, user, environ)
         systemd_up = True
     except StateError as e:
         timers_found, systemd_up = {}, False
-        lines.insert(0, f"(systemd is not answering here, so timers are not shown: {e})")
+        notes.append(f"systemd is not answering here, so timers are not shown: {e}")
     missing: Optional[Dict[str, Optional[Dict[str, str]]]] = {} if systemd_up else None
     wanted = sorted({e.timer for e in entries if e.timer and e.timer not in timers_found})
     if wanted and missing is not None and not root:
@@ -196,47 +141,114 @@ def list_lines(config: Config, root: Optional[str] = None, user: bool = False, s
         for name, props in zip(wanted, states):
             missing[name] = props or None  # type: ignore[index]
     rows, warnings, shown = unit_rows(entries, timers_found, last, missing)
-    lines += rows or ["(no monitored units: add one with 'seestack-hook enable NAME.timer')"]
-    from .unitenv import risky_units
-
-    lines.extend(f"UNSAFE {line}" for line in risky_units(root, user, environ))
-    others = [(slug, record) for slug, record in sorted(last.items()) if slug not in shown]
-    if others:
-        lines += ["", f"{'JOB (last heartbeat)':32} {'SOURCE':32} LAST HEARTBEAT"]
-        lines += [f"{slug:32} {source_kind(r.get('source')):32} {describe(r)}" for slug, r in others]
+    for line in risky_units(root, user, environ):
+        unit, _, problem = line.partition(": ")
+        rows.append({"kind": "unsafe", "unit": unit, "problem": problem})
+    rows += [{"kind": "job", "slug": slug, "source": source_kind(r.get("source")), "last": last_fact(r)}
+             for slug, r in sorted(last.items()) if slug not in shown]
+    if show_all and systemd_up:
+        rows += suggestions(entries, timers_found)
     if show_all:
-        lines += ["", "timers not monitored yet:"]
-        if systemd_up:
-            lines += suggestions(entries, timers_found) or ["  (none)"]
+        jobs, problems = cron_jobs(root, user or os.geteuid() != 0)
+        warnings += problems
+        rows += [{"kind": "cron", **{k: getattr(j, k) for k in CRON_KEYS}, "suggestion": j.suggestion}
+                 for j in unique_slugs(jobs, shown | set(last)) if not j.wrapped]
+    waiting = spool.entries(config.spool_dir)
+    if waiting:  # a spool file's name starts with its heartbeat's finish time in milliseconds
+        oldest = waiting[0].split("-", 1)[0]
+        rows.append({"kind": "spool", "waiting": len(waiting),
+                     "oldestAt": rfc3339(int(oldest) / 1000) if oldest.isdigit() else None})
+    return Listing(rows, notes, warnings, show_all, systemd_up)
+
+
+CRON_KEYS = ("file", "line", "owner", "schedule", "command", "slug")
+CRON_SPOOL = "var/spool/cron/crontabs"  # Debian's: one crontab per user, named for the user, root-only
+
+
+def cron_jobs(root: Optional[str], user: bool) -> Tuple[List[CronJob], List[str]]:
+    """(the cron jobs of /etc/crontab, /etc/cron.d/* and every user's crontab; or with ``user``
+    only this user's, by ``crontab -l``: the spool is root's), problems worth a warning.
+    Under a staging ``root``, its files. Never written: cron's files are the operator's."""
+    import pwd
+    import re
+
+    from . import crontab, programs
+
+    base = root or "/"
+    texts: List[Tuple[str, str, Optional[str]]] = []  # (path, text, owner: None for a system crontab)
+    paths: List[Tuple[str, Optional[str]]] = []
+    problems: List[str] = []
+    if user:
+        name = pwd.getpwuid(os.geteuid()).pw_name
+        path = os.path.join("/", CRON_SPOOL, name)
+        if root:
+            paths.append((os.path.join(base, CRON_SPOOL, name), name))
         else:
-            lines.append("  (could not look: systemd is not answering here, see the first line;"
-                         " --root DIR lists from the unit files)")
-    waiting, age = spool.stats(config.spool_dir)
-    if waiting:
-        lines.append(f"spool: {waiting} heartbeat(s) waiting, oldest {age or 0:.0f}s old"
-                     " ('seestack-hook flush' sends them)")
-    return lines, warnings
+            try:
+                done = programs.run("crontab", ["-l"], timeout=10, text=True)
+            except FileNotFoundError:  # no cron installed: no crontab
+                return [], []
+            if done.returncode == 0:
+                texts.append((path, done.stdout, name))
+            elif "no crontab" not in done.stderr:
+                problems.append(f"crontab -l failed: {(done.stderr.strip().splitlines() or ['no output'])[0]}")
+    else:
+        cron_d = os.path.join(base, "etc/cron.d")
+        # cron itself skips cron.d files with other characters in their names (e.g. x.dpkg-old).
+        names = sorted(n for n in os.listdir(cron_d) if re.fullmatch(r"[A-Za-z0-9_-]+", n)) \
+            if os.path.isdir(cron_d) else []
+        paths += [(os.path.join(base, "etc/crontab"), None)] + [(os.path.join(cron_d, n), None) for n in names]
+        spool_dir = os.path.join(base, CRON_SPOOL)
+        if os.path.isdir(spool_dir):
+            paths += [(os.path.join(spool_dir, n), n) for n in sorted(os.listdir(spool_dir)) if not n.startswith(".")]
+    for path, owner in paths:
+        try:  # O_NONBLOCK: a FIFO in cron.d must not hang list
+            with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), encoding="utf-8", errors="replace") as f:
+                if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                    problems.append(f"{path} is not a regular file: cron skips it too")
+                    continue
+                texts.append((path, f.read(1 << 20), owner))
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            problems.append(f"cannot read {path}: {e.strerror}")
+    jobs: List[CronJob] = []
+    for path, text, owner in texts:
+        found, bad = crontab.parse(text, path, owner)
+        jobs += found
+        problems += bad
+    return jobs, problems
 
 
-def suggestions(entries: Sequence[Monitored], timers_found: Dict[str, Dict[str, str]]) -> List[str]:
-    """An ``enable`` command per unmonitored timer; one per template, with --slug 'NAME-%i',
-    and its other timers (instances too) listed as covered by it."""
+def list_lines(config: Config, root: Optional[str] = None, user: bool = False, show_all: bool = False,
+               environ: Mapping[str, str] = {}, output: str = "table") -> Tuple[List[str], List[str]]:
+    """(the lines ``seestack-hook list`` prints for ``output``, warnings for stderr)."""
+    listing = list_rows(config, root, user, show_all, environ)
+    notes = listing.notes if output != "table" else []  # the table says them in its first line
+    return render(listing, output), notes + listing.warnings
+
+
+def suggestions(entries: Sequence[Monitored], timers_found: Dict[str, Dict[str, str]]) -> List[dict]:
+    """A row of kind ``timer`` with an ``enable`` command per unmonitored timer; one per template,
+    with --slug 'NAME-%i', and its other timers (instances too) as covered by it (no command)."""
     watched = {e.service for e in entries}
-    lines, templates = [], set()
+    rows: List[dict] = []
+    templates = set()
     for timer, props in sorted(timers_found.items()):
         service = props.get("Unit", "")
         if timer == OWN_TIMER or service in watched:
             continue
+        row = {"kind": "timer", "timer": timer, "unit": service, "command": None, "instanceOf": None}
         if "@" in timer:
             template = service.partition("@")[0] + "@.service"
             if template in watched:
                 continue
-            if template in templates:
-                lines.append(f"  {timer:32} -> {service:32} (an instance of {template}: its command above)")
-                continue
-            templates.add(template)
-            slug = slug_from_name(template.partition("@")[0])
-            lines.append(f"  {timer:32} -> {service:32} seestack-hook enable '{template}' --slug '{slug}-%i'")
+            row["instanceOf"] = template
+            if template not in templates:
+                templates.add(template)
+                slug = slug_from_name(template.partition("@")[0])
+                row["command"] = f"seestack-hook enable '{template}' --slug '{slug}-%i'"
         else:
-            lines.append(f"  {timer:32} -> {service:32} seestack-hook enable {timer}")
-    return lines
+            row["command"] = f"seestack-hook enable {timer}"
+        rows.append(row)
+    return rows

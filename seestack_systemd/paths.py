@@ -35,6 +35,19 @@ def find_hook(argv0: str, executable: str, root: str | None = None) -> str:
     return found or HOOK_PATH
 
 
+def invoked_as(argv0: str) -> str:
+    """The command line that runs this install again, for advice to paste into a shell:
+    ``seestack-hook`` when we were run as that command; else (``python3 -m seestack_systemd``,
+    e.g. from a checkout, which has no ``seestack-hook``) the module, from the directory
+    that holds the package, since another shell may be elsewhere."""
+    if os.path.basename(argv0) == "seestack-hook":
+        return "seestack-hook"
+    import shlex
+
+    top = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return f"cd {shlex.quote(top)} && python3 -m seestack_systemd"
+
+
 def missing_hook(hook: str, root: str | None) -> str | None:
     """A one-line warning when the ``hook`` a staging root's drop-in calls exists neither
     under ``root`` nor on this host (systemd would skip it without a word), else None."""

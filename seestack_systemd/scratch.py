@@ -60,13 +60,14 @@ def _write_private(path: str, text: str) -> None:
         f.write(text)
 
 
-def instructions(setup: Scratch) -> List[str]:
-    """What ``receive --try`` prints: the lines to paste into another shell, and what next."""
+def instructions(setup: Scratch, command: str = "seestack-hook") -> List[str]:
+    """What ``receive --try`` prints: the lines to paste into another shell, and what next
+    with ``command``, the way this install is run (paths.invoked_as)."""
     return [
         f"# A scratch setup in {setup.directory}: paste these lines into another shell, so that nothing",
         "# touches the production config, state or spool (any user can):",
         *setup.exports,
-        "# then: seestack-hook check --send demo",
+        f"# then: {command} check --send demo",
         f"# the hooks as root read no environment: start|finish --config {setup.config_file} SLUG",
         f"# when done: rm -r {setup.directory}",
     ]

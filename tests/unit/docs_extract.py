@@ -15,7 +15,7 @@ README = os.path.join(ROOT, "README.md")
 MANPAGE = os.path.join(ROOT, "packaging", "seestack-hook.1")
 _ROFF = ((r"\-", "-"), (r"\(aq", "'"), (r"\(dq", '"'), (r"\fB", ""), (r"\fI", ""), (r"\fP", ""), (r"\fR", ""),
          (r"\&", ""), (r"\e", "\\"))
-_OPTION = re.compile(r"(?<![\w-])(--[a-z][a-z-]*|-h)\b")
+_OPTION = re.compile(r"(?<![\w-])(--[a-z][a-z-]*|-[ho])\b")
 
 
 def unroff(line: str) -> str:

@@ -184,6 +184,29 @@ class TryIt(HookTestCase):
         self.assertRegex(received, r"\sdemo\s+success\s")
         self.assertRegex(received, r"\sdemo\s+failed\s")
 
+    def test_try_from_a_checkout_names_a_command_it_has(self):
+        """receive --try from a checkout says what to run next with python3 -m seestack_systemd (a checkout has no
+        seestack-hook), and that line, pasted with the exports into a shell elsewhere, sends the heartbeat"""
+        exports = self.start_try("--listen", "127.0.0.1:0")
+        [then] = [line for line in open(self.out_path) if line.startswith("# then: ")]
+        command = then[len("# then: "):].strip()
+        self.assertRegex(command, r"^cd \S+ && python3 -m seestack_systemd check --send demo$")
+        self.assertNotIn("seestack-hook", command)
+        env = dict(exports, PATH="/usr/bin:/bin", PYTHONDONTWRITEBYTECODE="1")
+        done = subprocess.run(["/bin/sh", "-c", command], cwd="/", env=env, capture_output=True, text=True, timeout=30)
+        self.assertEqual(done.returncode, 0, done.stdout + done.stderr)
+        self.assertIn("configuration OK", done.stdout)
+        self.assertIn("success heartbeat delivered", done.stderr)
+
+    def test_try_as_the_command_names_the_command(self):
+        """run as the seestack-hook command (a package, a venv), the advice names that command"""
+        from seestack_systemd.paths import invoked_as
+
+        self.assertEqual(invoked_as("/usr/bin/seestack-hook"), "seestack-hook")
+        self.assertEqual(invoked_as("/opt/venv/bin/seestack-hook"), "seestack-hook")
+        self.assertTrue(invoked_as(os.path.join(ROOT, "seestack_systemd", "__main__.py"))
+                        .endswith(" && python3 -m seestack_systemd"))
+
     def test_try_accepts_only_its_key(self):
         """the --try receiver answers 401 to another key: a heartbeat is proven to come from the scratch setup"""
         exports = self.start_try("--listen", "127.0.0.1:0")
