@@ -153,12 +153,36 @@ def list_rows(config: Config, root: Optional[str] = None, user: bool = False, sh
         warnings += problems
         rows += [{"kind": "cron", **{k: getattr(j, k) for k in CRON_KEYS}, "suggestion": j.suggestion}
                  for j in unique_slugs(jobs, shown | set(last)) if not j.wrapped]
+    rows += running_rows(config)
     waiting = spool.entries(config.spool_dir)
     if waiting:  # a spool file's name starts with its heartbeat's finish time in milliseconds
         oldest = waiting[0].split("-", 1)[0]
         rows.append({"kind": "spool", "waiting": len(waiting),
                      "oldestAt": rfc3339(int(oldest) / 1000) if oldest.isdigit() else None})
     return Listing(rows, notes, warnings, show_all, systemd_up)
+
+
+def running_rows(config: Config) -> List[dict]:
+    """A row of kind ``running`` per run in progress (inflight.py's records): systemd
+    units' and ``run``'s, oldest first, with what ``start`` found of other runs still going
+    (``overlaps``), and whether an earlier boot left it (the next flush reports it)."""
+    from . import inflight
+    from .state import current_boot_id
+
+    boot_id = current_boot_id()
+    rows = []
+    for doc in inflight.records(config.data_dir):
+        source, overlap = _dict(doc.get("source")), _dict(doc.get("overlap"))
+        unit, command = _dict(source.get("systemd")).get("unit"), _dict(source.get("command")).get("argv0")
+        rows.append({"kind": "running", "slug": doc["slug"], "runId": doc["runId"],
+                     "startedAt": rfc3339(float(doc["startedAt"])), "unit": unit, "command": command,
+                     "overlaps": int(overlap.get("earlierRuns") or 0),
+                     "ended": doc.get("bootId") != boot_id})
+    return rows
+
+
+def _dict(value: object) -> dict:
+    return value if isinstance(value, dict) else {}
 
 
 CRON_KEYS = ("file", "line", "owner", "schedule", "command", "slug")

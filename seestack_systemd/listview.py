@@ -5,7 +5,8 @@ listing.py gathers the rows: one dict per row, JSON-ready, each with a ``kind``:
 ``unit`` (a monitored systemd unit, or an instance of a monitored template), ``job``
 (any other slug with a last heartbeat), ``timer`` (``--all``: a timer not monitored
 yet), ``cron`` (``--all``: a cron job not wrapped with ``seestack-hook run``),
-``unsafe`` (a monitored unit whose environment others can change) and ``spool``.
+``unsafe`` (a monitored unit whose environment others can change), ``running`` (a run
+in progress: inflight.py's records) and ``spool``.
 Times are RFC 3339 UTC in JSON and local time in the table. The table's columns are
 as wide as their widest value.
 """
@@ -107,6 +108,19 @@ def _cron(rows: List[dict], listing: Listing) -> List[str]:
     return out
 
 
+def _running(rows: List[dict], listing: Listing) -> List[str]:
+    if not rows:
+        return []
+    table = [["RUNNING", "SINCE", "BY", "NOTE"]]
+    for row in rows:
+        note = ("ended unreported (a reboot, or its finish was killed): the next flush reports it as interrupted"
+                if row["ended"] else f"started while {row['overlaps']} earlier run(s) still ran" if row["overlaps"]
+                else "")
+        table.append([row["slug"], local(row["startedAt"]), row["unit"] or (f"run {row['command']}"
+                      if row["command"] else "-"), note])
+    return [""] + columns(table)
+
+
 def _spool(rows: List[dict], listing: Listing) -> List[str]:
     return [f"spool: {row['waiting']} heartbeat(s) waiting, oldest {_age(row['oldestAt']):.0f}s old"
             " ('seestack-hook flush' sends them)" for row in rows]
@@ -120,7 +134,8 @@ def _age(rfc3339: Optional[str]) -> float:
 
 # The table's sections, in order, by the kind of row each shows.
 SECTIONS: Dict[str, Callable[[List[dict], Listing], List[str]]] = {
-    "unit": _units, "unsafe": _unsafe, "job": _jobs, "timer": _timers, "cron": _cron, "spool": _spool,
+    "unit": _units, "unsafe": _unsafe, "job": _jobs, "running": _running, "timer": _timers, "cron": _cron,
+    "spool": _spool,
 }
 
 

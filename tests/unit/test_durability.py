@@ -284,6 +284,42 @@ class Overlap(HookTestCase):
         self.assertNotIn("overlap", self.sent()[1]["source"])
 
 
+class RunsInProgress(HookTestCase):
+    def test_list_shows_runs_in_progress(self):
+        """list (table and --output=json) shows the runs going on now, the second one overlapping the first"""
+        backend = RawServer([])
+        self.addCleanup(backend.close)
+        self.env["SEESTACK_ENDPOINT"] = backend.url
+        procs, fifos = [], []
+        for i in range(2):
+            fifo = os.path.join(self.dir, f"go{i}")
+            os.mkfifo(fifo)
+            fifos.append(fifo)
+            proc = subprocess.Popen(hook_argv(["run", "nightly", "--", "sh", "-c", f"read x < {fifo}"]), cwd=ROOT,
+                                    env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self.addCleanup(lambda p=proc: p.poll() is None and p.kill())
+            procs.append(proc)
+            deadline = time.monotonic() + 20
+            top = os.path.join(inflight.running_dir(self.data_dir), "nightly")
+            while len(os.listdir(top) if os.path.isdir(top) else ()) < i + 1:
+                self.assertLess(time.monotonic(), deadline)
+                time.sleep(0.02)
+        done = self.hook("list", "--output=json")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        running = [row for row in json.loads(done.stdout) if row["kind"] == "running"]
+        self.assertEqual([(r["slug"], r["command"], r["unit"], r["overlaps"], r["ended"]) for r in running],
+                         [("nightly", "sh", None, 0, False), ("nightly", "sh", None, 1, False)])
+        table = self.hook("list").stdout
+        self.assertIn("RUNNING", table)
+        self.assertIn("started while 1 earlier run(s) still ran", table)
+        for fifo, proc in zip(fifos, procs):
+            with open(fifo, "w") as f:
+                f.write("x\n")
+            self.assertEqual(proc.wait(20), 0)
+        after = json.loads(self.hook("list", "--output=json").stdout)
+        self.assertEqual([row for row in after if row["kind"] == "running"], [])
+
+
 def inflight_since(started_at: float) -> str:
     from seestack_systemd.contract import rfc3339
 
