@@ -26,6 +26,7 @@ import secrets
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -692,3 +693,30 @@ def _signal(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+def wait_until(what: str, check: Callable[[], object], timeout: float = 20.0, every: float = 0.1):
+    """Poll ``check`` until it returns something true, and return that; AssertionError after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not after {timeout:.0f}s")
+        time.sleep(every)
+
+
+def rfc3339_to_unix(text: str) -> float:
+    """A heartbeat's ``2026-12-05T02:00:00.000Z`` as Unix time."""
+    from datetime import datetime, timezone
+
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
+
+
+def reserve_port() -> Tuple[socket.socket, int]:
+    """A host loopback port that refuses connections until a server is bound to it."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock, sock.getsockname()[1]

@@ -69,6 +69,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from seestack_systemd.receiver import Receiver
 from tests.e2e import harness
+from tests.e2e.harness import reserve_port
 from tests.e2e.package import ROOT, built_deb, clean_copy
 
 PACKAGE = "seestack-systemd"
@@ -216,12 +217,6 @@ def lowered(deb: Path, version: str, dest: Path) -> Path:
     return out
 
 
-def reserve_port() -> Tuple[socket.socket, int]:
-    """A host loopback port that refuses connections until a Receiver is bound to it."""
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    return sock, sock.getsockname()[1]
 
 
 def setUpModule() -> None:

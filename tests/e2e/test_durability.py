@@ -20,12 +20,12 @@ import threading
 import time
 import unittest
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Dict, List, Tuple
 
 from seestack_systemd.receiver import Receiver
 from tests.e2e import harness
+from tests.e2e.harness import reserve_port, rfc3339_to_unix, wait_until
 from tests.e2e.package import built_deb
 
 API_KEY = "sk-e2e-durable-4b1d7e9c2a-SECRET"
@@ -70,11 +70,6 @@ class Silent:
             conn.close()
 
 
-def refusing() -> Tuple[socket.socket, str]:
-    """A bound loopback port that does not listen: connections are refused."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    return sock, f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
 def setUpModule() -> None:
@@ -99,19 +94,8 @@ def setUpModule() -> None:
             CONTAINERS[release] = future.result()
 
 
-def rfc3339_to_unix(text: str) -> float:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
 
 
-def wait_until(what: str, check, timeout: float = 20.0, every: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not after {timeout:.0f}s")
-        time.sleep(every)
 
 
 class Durable(harness.ReleaseTest):
@@ -218,9 +202,9 @@ class Durable(harness.ReleaseTest):
 
     def test_poweroff_while_job_runs(self):
         """systemctl poweroff while a monitored job runs, backend down: the failed heartbeat is spooled on disk and delivered once after the boot"""
-        sock, url = refusing()
+        sock, port = reserve_port()  # bound, not listening: connections are refused
         self.addCleanup(sock.close)
-        self.endpoint(url)
+        self.endpoint(f"http://127.0.0.1:{port}")
         unit = self.add_unit("off", "ExecStart=/bin/sleep 120")
         self.c.systemctl("start", "--no-block", unit)
         wait_until("the job running", lambda: self.props(unit, "SubState")["SubState"] == "start")
@@ -235,9 +219,9 @@ class Durable(harness.ReleaseTest):
 
     def test_power_loss_while_job_runs(self):
         """power loss (PID 1 killed) mid-run: after the next boot one failed heartbeat names the reboot, with the run's id and start; it arrives once"""
-        sock, url = refusing()
+        sock, port = reserve_port()  # bound, not listening: connections are refused
         self.addCleanup(sock.close)
-        self.endpoint(url)
+        self.endpoint(f"http://127.0.0.1:{port}")
         unit = self.add_unit("cut", "ExecStart=/bin/sleep 120")
         self.c.systemctl("start", "--no-block", unit)
         [name] = wait_until("the run's in-progress record", self.running)

@@ -16,12 +16,12 @@ import tempfile
 import time
 import unittest
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Dict, List, Tuple
 
 from seestack_systemd.receiver import Receiver
 from tests.e2e import harness
+from tests.e2e.harness import reserve_port, rfc3339_to_unix, wait_until
 from tests.e2e.package import built_deb
 
 RELEASE = "debian-12"
@@ -34,12 +34,6 @@ SERVICE = "[Unit]\nDescription=e2e {name}\nStartLimitIntervalSec=0\n[Service]\nT
 FAST_TIMER = "[Timer]\nOnActiveSec=\nOnActiveSec=1s\nRandomizedDelaySec=0\nAccuracySec=100ms\n"
 
 
-def reserve_port() -> Tuple[socket.socket, int]:
-    """A host loopback port that refuses connections until a Receiver is bound to it."""
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    return sock, sock.getsockname()[1]
 
 
 def setUpModule() -> None:
@@ -86,8 +80,6 @@ def backend_up(name: str) -> Receiver:
     return receiver
 
 
-def rfc3339_to_unix(text: str) -> float:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
 
 
 def of_slug(receiver: Receiver, slug: str) -> list:
@@ -101,15 +93,6 @@ def of_slug(receiver: Receiver, slug: str) -> list:
     return found
 
 
-def wait_until(what: str, check, timeout: float = 20.0, every: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not after {timeout:.0f}s")
-        time.sleep(every)
 
 
 class Reliability(harness.ReleaseTest, unittest.TestCase):
