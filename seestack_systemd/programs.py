@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from typing import Any, Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence  # not typing: finish around every job would import it
 
 # Where Debian installs systemd's tools; searched in this order, whatever $PATH says.
 PROGRAM_DIRS = ("/usr/bin", "/bin", "/usr/sbin", "/sbin")
@@ -30,7 +30,7 @@ def locate(name: str) -> str:
     raise FileNotFoundError(2, f"{name} not found in {', '.join(PROGRAM_DIRS)}", name)
 
 
-def environment(session: Optional[Mapping[str, str]] = None) -> dict:
+def environment(session: Mapping[str, str] | None = None) -> dict:
     """The environment a helper runs with: a fixed PATH, the C locale, no pager, and for
     a user manager the session variables from ``session``."""
     env = {"PATH": FIXED_PATH, "LANG": "C.UTF-8", "SYSTEMD_PAGER": "", "SYSTEMD_COLORS": "0"}
@@ -42,10 +42,13 @@ def environment(session: Optional[Mapping[str, str]] = None) -> dict:
 
 
 def run(name: str, args: Sequence[str], timeout: float, text: bool = False,
-        session: Optional[Mapping[str, str]] = None) -> subprocess.CompletedProcess:
+        session: Mapping[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run helper ``name`` with ``args``, output captured, stdin closed. Raises
     FileNotFoundError when the program is missing, subprocess errors on timeout."""
     # UTF-8 whatever locale the unit's environment names: it is systemd's output encoding.
-    decoding: dict[str, Any] = {"encoding": "utf-8", "errors": "replace"} if text else {}
-    return subprocess.run([locate(name), *args], capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL,
-                          env=environment(session), **decoding)
+    argv = [locate(name), *args]
+    if text:
+        return subprocess.run(argv, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL,
+                              env=environment(session), encoding="utf-8", errors="replace")
+    return subprocess.run(argv, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL,
+                          env=environment(session))
