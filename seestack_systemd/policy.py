@@ -131,7 +131,7 @@ def stop_bound(deadline: float, stop_timeout: float | None, spent: float) -> tup
         return deadline, ""
     left = max(0.0, left)
     return left, (f"systemd's stop timeout ({stop_timeout:g} s) leaves {left:.1f} s of the delivery deadline"
-                  f" ({deadline:g} s)")
+                  f" ({deadline:g} s): raise the unit's TimeoutStopSec= or lower deadline")
 
 
 def _rule(answer: Answer) -> tuple[str, str]:

@@ -74,6 +74,8 @@ def send(client: Client, body: bytes, run_id: str, slug: str, deadline_at: float
     from . import policy
 
     target = client.target
+    if deadline_at - clock() < policy.MIN_ATTEMPT_S:
+        return Delivery("temporary", "no time was left for an attempt")
     attempt = 0
     while True:
         attempt += 1

@@ -333,5 +333,23 @@ class StopBound(HookTestCase):
         self.assertEqual(policy.stop_bound(10.0, 90.0, 0.1), (10.0, ""))
         left, why = policy.stop_bound(10.0, 2.0, 0.1)
         self.assertAlmostEqual(left, 2.0 - policy.STOP_MARGIN_S - 2.0 * policy.STOP_MARGIN_SHARE - 0.1)
-        self.assertEqual(why, "systemd's stop timeout (2 s) leaves 1.2 s of the delivery deadline (10 s)")
+        self.assertEqual(why, "systemd's stop timeout (2 s) leaves 1.2 s of the delivery deadline (10 s):"
+                              " raise the unit's TimeoutStopSec= or lower deadline")
         self.assertEqual(policy.stop_bound(10.0, 0.5, 0.1)[0], 0.0)
+
+    def test_no_time_left_means_no_attempt(self):
+        """a delivery with no time left makes no attempt: the heartbeat is kept at once, the line says why"""
+        server = RawServer([])
+        self.addCleanup(server.close)
+        self.env["SEESTACK_ENDPOINT"] = server.url
+        from seestack_systemd import config, report
+        from seestack_systemd.heartbeat import Run
+
+        cfg = config.load(self.env)
+        lines: List[str] = []
+        run = Run("job", "success", "0" * 8 + "-0000-4000-8000-" + "0" * 12, time.time())
+        delivery = report.deliver(cfg, run, lambda level, text: lines.append(text), 0.0, "no time (test)")
+        self.assertEqual((delivery.outcome, delivery.attempts, delivery.spooled), ("temporary", 0, True))
+        self.assertEqual(server.requests, [])
+        [line] = lines
+        self.assertIn("job: no time (test): heartbeat not delivered: no time was left for an attempt; spooled in", line)
