@@ -119,7 +119,7 @@ def heartbeats(slug: str, count: int = 1, timeout: float = 15) -> List[dict]:
     if len(found) == count:
         time.sleep(0.3)
         found = [r for r in list(RECEIVER.requests) if _slug(r) == slug]
-    assert len(found) == count, f"{slug}: expected {count} heartbeat(s), got {len(found)}"
+    assert len(found) == count, f"{slug}: expected {count} heartbeat(s), got {len(found)}: {[r.body for r in found]}"
     for r in found:
         assert r.error is None and r.status == 202, f"{slug}: {r.status} {r.error}"
     return [r.json() for r in found]

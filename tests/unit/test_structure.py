@@ -14,10 +14,11 @@ import unittest
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PACKAGE = os.path.join(ROOT, "seestack_systemd")
 # Modules that `start --unit U -- SLUG` and `finish --unit U -- SLUG` import beyond what
-# `python3 -IS` itself has loaded, measured with Python 3.11 (a few more or fewer on other
-# versions): an import on that path is paid by every run of every monitored job.
+# `python3 -IS` itself has loaded, measured with Python 3.11: an import on that path is paid
+# by every run of every monitored job. Other versions differ by a few (3.9's re and locale
+# are 4 more modules: finish 132).
 IMPORT_BUDGET = {"start": 25, "finish": 128}
-SLACK = 3
+SLACK = 4
 # Where each process-wide effect may happen: cli.py is the command's boundary; api.py is the
 # library's (a library call has no argv, so it reads the process environment itself);
 # __main__.py only hands cli.main's code to sys.exit.
