@@ -695,15 +695,18 @@ def _signal(pid: int) -> None:
         pass
 
 
-def wait_until(what: str, check: Callable[[], object], timeout: float = 20.0, every: float = 0.1):
-    """Poll ``check`` until it returns something true, and return that; AssertionError after ``timeout``."""
+def wait_until(what: str, check: Callable[[], object], timeout: float = 20.0, every: float = 0.1,
+               detail: Callable[[], str] = lambda: ""):
+    """Poll ``check`` until it returns something true, and return that; AssertionError after
+    ``timeout``, with what ``detail()`` says of the state then."""
     deadline = time.monotonic() + timeout
     while True:
         value = check()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not after {timeout:.0f}s")
+            said = detail()
+            raise AssertionError(f"{what}: not after {timeout:.0f}s" + (f"; {said}" if said else ""))
         time.sleep(every)
 
 

@@ -267,14 +267,7 @@ class Upgrade(harness.ReleaseTest, unittest.TestCase):
     def wait(self, what: str, check: Callable[[], Any], timeout: float = 30.0,
              detail: Callable[[], str] = lambda: "") -> Any:
         """Poll ``check`` until it returns something true, and return that; fail after ``timeout``."""
-        deadline = time.monotonic() + timeout
-        while True:
-            value = check()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                self.fail(f"{what}: not after {timeout:.0f}s; {detail()}")
-            time.sleep(0.1)
+        return harness.wait_until(what, check, timeout, detail=detail)
 
     def test_upgrade_from_previous_build(self):
         """upgrade from the previous build (last landed commit): its drop-in reports a run to the host receiver, the spooled heartbeat is flushed once"""
