@@ -18,7 +18,7 @@ import time
 ROOT, RUNS, WARMUP, SLUG = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 sys.path.insert(0, ROOT)
 
-from seestack_systemd import config as config_mod  # noqa: E402
+from seestack_systemd.settings import config as config_mod  # noqa: E402
 from seestack_systemd import finish_job, start_job  # noqa: E402
 from seestack_systemd.state import new_run_id  # noqa: E402
 

@@ -63,7 +63,7 @@ def parts(container) -> Dict[str, List[float]]:
 
 def run(deb_dir: str, deb_name: str, log=print) -> Dict[str, List[float]]:
     """Boot Debian 12, install the .deb, time the three units; samples per case."""
-    from seestack_systemd.receiver import Receiver
+    from seestack_systemd.receiver.receive import Receiver
     from tests.e2e import harness
 
     receiver = Receiver(port=free_port(), api_key=API_KEY).start()

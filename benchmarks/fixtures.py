@@ -38,7 +38,7 @@ API_KEY = "bench-key-0123456789abcdef"
 HOOK_FLAGS = {"SEESTACK_CONFIG": "--config", "SEESTACK_STATE_DIR": "--state-dir", "SEESTACK_DATA_DIR": "--data-dir",
               "SEESTACK_ENDPOINT": "--endpoint", "SEESTACK_API_KEY_FILE": "--api-key-file",
               "SEESTACK_DEADLINE": "--deadline"}
-LAUNCH = "import sys; sys.path.insert(0, {root!r}); from seestack_systemd.cli import main; sys.exit(main())"
+LAUNCH = "import sys; sys.path.insert(0, {root!r}); from seestack_systemd.cli.main import main; sys.exit(main())"
 URLLIB_SCRIPT = (
     "import sys, urllib.request\n"
     "url, key, run_id, body = sys.argv[1:5]\n"
@@ -65,7 +65,7 @@ URLLIB_HTTPS_SCRIPT = URLLIB_SCRIPT.replace("import sys,", "import ssl, sys,").r
 HTTPS_RECEIVER = (
     "import signal, ssl, sys\n"
     "sys.path.insert(0, sys.argv[1])\n"
-    "from seestack_systemd.receiver import Receiver\n"
+    "from seestack_systemd.receiver.receive import Receiver\n"
     "r = Receiver(port=int(sys.argv[2]))\n"
     "c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n"
     "c.load_cert_chain(sys.argv[3], sys.argv[4])\n"

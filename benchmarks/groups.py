@@ -199,7 +199,7 @@ class Groups:
         monitored (drop-ins written by the product's own units.enable) and each with a last
         heartbeat on record."""
         sys.path.insert(0, ROOT)
-        from seestack_systemd import units  # noqa: E402 - the product's own drop-in writer
+        from seestack_systemd.systemd import units  # noqa: E402 - the product's own drop-in writer
 
         root = os.path.join(self.tmp, "root")
         system = os.path.join(root, "etc/systemd/system")

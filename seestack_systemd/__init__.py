@@ -17,7 +17,7 @@ __all__ = ["JobHandle", "configure", "finish_job", "monitor", "start_job", "__ve
 
 def __getattr__(name: str):
     if name in ("JobHandle", "configure", "finish_job", "monitor", "start_job"):
-        from . import api
+        from seestack_systemd.jobs import api
 
         return getattr(api, name)
     raise AttributeError(f"module 'seestack_systemd' has no attribute {name!r}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from . import __version__
+from seestack_systemd import __version__
 
 INGEST_PATH = "/v1/cron/heartbeats"
 SDK_NAME = "seestack-systemd"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import stat
 
-from .errors import StateError
+from seestack_systemd.errors import StateError
 
 # A record or spooled heartbeat is a few KiB; anything far larger is not ours.
 MAX_FILE_BYTES = 1 << 20

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from .contract import MESSAGE_LIMIT_BYTES, SDK, STATUSES, TRUNCATION_MARK, rfc3339
-from .errors import InvalidValue
-from .record import Record
+from seestack_systemd.contract import MESSAGE_LIMIT_BYTES, SDK, STATUSES, TRUNCATION_MARK, rfc3339
+from seestack_systemd.errors import InvalidValue
+from seestack_systemd.record import Record
 
 __all__ = ["MESSAGE_LIMIT_BYTES", "TRUNCATION_MARK", "Run", "body", "check_status", "clean_message"]
 

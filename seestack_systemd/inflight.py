@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import os
 
-from .errors import StateError
-from .files import O_READ_PRIVATE, atomic_write, read_private, secure_dir
+from seestack_systemd.errors import StateError
+from seestack_systemd.files import O_READ_PRIVATE, atomic_write, read_private, secure_dir
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # heartbeat imports json, typing is milliseconds: neither on start's path
     from collections.abc import Callable
 
-    from .heartbeat import Run
+    from seestack_systemd.heartbeat import Run
 
 RUNNING = "running"
 _UUID = frozenset("0123456789abcdef-")
@@ -116,7 +116,7 @@ def note_overlap(run: Run, found: dict) -> None:
     """Say in ``run``'s heartbeat that it started while ``found`` other runs of its job were
     still going: in ``source.overlap`` always, and on the message's second line when it
     failed (the first is the reason, the rest the output, which a long tail may cut)."""
-    from .contract import rfc3339
+    from seestack_systemd.contract import rfc3339
 
     if not found:
         return
@@ -168,7 +168,7 @@ def interrupted(doc: dict, boot_started: float) -> tuple[str, dict]:
     boot cut off, or one whose finish was killed (``cutOff``: when a later run found it).
     Its own id and start, no duration (when it ended is unknown), finished at the latest
     when this boot began, or when the later run started."""
-    from .contract import rfc3339
+    from seestack_systemd.contract import rfc3339
 
     started = float(doc["startedAt"])
     cut_off = doc.get("cutOff")

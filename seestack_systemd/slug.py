@@ -1,7 +1,7 @@
 """Monitor slugs: the one rule every entry point checks before a slug is used, and the
 one rule that turns any other name (a unit's, a template instance's) into a slug."""
 
-from .errors import InvalidValue
+from seestack_systemd.errors import InvalidValue
 
 SLUG_RULE = "^[a-z0-9-]+$"
 SLUG_MAX_LENGTH = 200

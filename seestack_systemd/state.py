@@ -11,9 +11,9 @@ from __future__ import annotations
 import os
 import time
 
-from .errors import StateError
-from .files import atomic_write, read_private, secure_dir
-from .record import Record
+from seestack_systemd.errors import StateError
+from seestack_systemd.files import atomic_write, read_private, secure_dir
+from seestack_systemd.record import Record
 
 MANUAL_ID = "manual"
 BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"

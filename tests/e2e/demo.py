@@ -12,7 +12,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-from seestack_systemd.receiver import Receiver  # noqa: E402
+from seestack_systemd.receiver.receive import Receiver  # noqa: E402
 from tests.e2e import harness  # noqa: E402
 from tests.e2e.package import ROOT, built_deb  # noqa: E402
 

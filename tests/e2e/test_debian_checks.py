@@ -67,7 +67,7 @@ import unittest
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
-from seestack_systemd.receiver import Receiver
+from seestack_systemd.receiver.receive import Receiver
 from tests.e2e import harness
 from tests.e2e.harness import reserve_port
 from tests.e2e.package import ROOT, built_deb, clean_copy

@@ -24,7 +24,7 @@ import time
 import unittest
 from typing import List, Tuple
 
-from seestack_systemd.receiver import Receiver
+from seestack_systemd.receiver.receive import Receiver
 from tests.e2e import harness
 from tests.e2e.package import built_deb
 from tests.e2e.test_delivery import MAKE_CA, NGINX_CONF, PKI, TINYPROXY_CONF, free_port

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Dict, List, Tuple
 
-from seestack_systemd.receiver import Receiver
+from seestack_systemd.receiver.receive import Receiver
 from tests.e2e import harness
 from tests.e2e.harness import reserve_port, rfc3339_to_unix, wait_until
 from tests.e2e.package import built_deb

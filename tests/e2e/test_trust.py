@@ -18,7 +18,7 @@ import time
 import unittest
 from typing import List
 
-from seestack_systemd.receiver import Receiver
+from seestack_systemd.receiver.receive import Receiver
 from tests.e2e import harness
 from tests.e2e.package import built_deb
 

@@ -5,8 +5,10 @@ import sys
 import typing
 import unittest
 
-from seestack_systemd import api, report, spool
-from seestack_systemd.receiver import Receiver
+from seestack_systemd.jobs import api
+from seestack_systemd.delivery import report
+from seestack_systemd.delivery import spool
+from seestack_systemd.receiver.receive import Receiver
 
 from .support import ROOT, HookTestCase
 
@@ -32,7 +34,7 @@ class HookImports(HookTestCase):
         self.assertEqual(self.hook("start", "job").returncode, 0)
         # As a user unit's hook (root_hook False), so that SEESTACK_* is honoured even as root.
         code = ("import sys, atexit; atexit.register(lambda: print(' '.join(sorted(sys.modules))));"
-                "from seestack_systemd import cli; cli.root_hook = lambda command: False;"
+                "from seestack_systemd.cli import main as cli; cli.root_hook = lambda command: False;"
                 "sys.exit(cli.main(['finish', 'job']))")
         env = dict(self.env, SEESTACK_ENDPOINT=receiver.url, SERVICE_RESULT="success", EXIT_CODE="exited",
                    EXIT_STATUS="0")
@@ -40,7 +42,7 @@ class HookImports(HookTestCase):
         self.assertEqual(done.returncode, 0, done.stderr)
         self.assertEqual(receiver.wait_for(1)[0].status, 202)
         modules = done.stdout.split()
-        self.assertIn("seestack_systemd.report", modules)
+        self.assertIn("seestack_systemd.delivery.report", modules)
         self.assertNotIn("typing", modules)
 
 

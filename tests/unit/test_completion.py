@@ -13,7 +13,7 @@ import subprocess
 import unittest
 from typing import Dict, Set
 
-from seestack_systemd import cli
+from seestack_systemd.cli import main as cli
 
 from .support import ROOT
 

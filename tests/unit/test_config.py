@@ -11,8 +11,8 @@ import shutil
 import tempfile
 import unittest
 
-from seestack_systemd import config
-from seestack_systemd.config import Config, parse_endpoint
+from seestack_systemd.settings import config
+from seestack_systemd.settings.config import Config, parse_endpoint
 from seestack_systemd.errors import ConfigError
 
 KEY = "sk-live-0123456789abcdefWXYZ"

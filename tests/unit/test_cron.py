@@ -12,7 +12,7 @@ import subprocess
 import sys
 import unittest
 
-from seestack_systemd import crontab
+from seestack_systemd.jobs import crontab
 
 from .support import ROOT, HookTestCase
 

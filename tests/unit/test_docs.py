@@ -20,7 +20,7 @@ import time
 import unittest
 from typing import Dict, List, Optional
 
-from seestack_systemd import cli
+from seestack_systemd.cli import main as cli
 
 from . import docs_extract as docs
 from .doc_commands import EXPECTED, Expect

@@ -18,7 +18,8 @@ import sys
 import time
 from typing import List
 
-from seestack_systemd import inflight, policy
+from seestack_systemd import inflight
+from seestack_systemd.delivery import policy
 
 from .rawserver import RawServer, response
 from .support import API_KEY, ROOT, HookTestCase, hook_argv, spool_files
@@ -342,7 +343,8 @@ class StopBound(HookTestCase):
         server = RawServer([])
         self.addCleanup(server.close)
         self.env["SEESTACK_ENDPOINT"] = server.url
-        from seestack_systemd import config, report
+        from seestack_systemd.settings import config
+        from seestack_systemd.delivery import report
         from seestack_systemd.heartbeat import Run
 
         cfg = config.load(self.env)

@@ -3,7 +3,8 @@ and main's single handler; the typed errors carry their own codes (errors.py).""
 
 import unittest
 
-from seestack_systemd import cli, errors
+from seestack_systemd import errors
+from seestack_systemd.cli import main as cli
 from seestack_systemd.heartbeat import check_status
 from seestack_systemd.slug import check_slug
 

@@ -27,9 +27,9 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from seestack_systemd import api
+from seestack_systemd.jobs import api
 from seestack_systemd.heartbeat import MESSAGE_LIMIT_BYTES, TRUNCATION_MARK
-from seestack_systemd.receiver import Receiver
+from seestack_systemd.receiver.receive import Receiver
 
 from .support import API_KEY, INVOCATION, ROOT, HookTestCase, hook_argv, spool_files
 

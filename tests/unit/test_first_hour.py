@@ -13,7 +13,7 @@ import time
 import unittest
 from typing import Dict, List
 
-from seestack_systemd.receiver import Receiver
+from seestack_systemd.receiver.receive import Receiver
 
 from .support import API_KEY, ROOT, HookTestCase
 
@@ -200,7 +200,7 @@ class TryIt(HookTestCase):
 
     def test_try_as_the_command_names_the_command(self):
         """run as the seestack-hook command (a package, a venv), the advice names that command"""
-        from seestack_systemd.paths import invoked_as
+        from seestack_systemd.settings.paths import invoked_as
 
         self.assertEqual(invoked_as("/usr/bin/seestack-hook"), "seestack-hook")
         self.assertEqual(invoked_as("/opt/venv/bin/seestack-hook"), "seestack-hook")
@@ -217,7 +217,8 @@ class TryIt(HookTestCase):
 
     def test_scratch_config_for_a_receiver_off_loopback(self):
         """the scratch config of a receiver off loopback allows its http:// endpoint, and the key file is found"""
-        from seestack_systemd import config, scratch
+        from seestack_systemd.settings import config
+        from seestack_systemd.cli import scratch
 
         setup = scratch.make("http://192.0.2.7:8099", parent=self.dir, insecure_http=True)
         cfg = config.load({}, {"config": setup.config_file})

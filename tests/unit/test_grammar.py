@@ -14,7 +14,7 @@ import itertools
 import random
 import unittest
 
-from seestack_systemd import cli
+from seestack_systemd.cli import main as cli
 
 # Words a hook line is made of: good and bad options, values, slugs, and the odd ones
 # argparse treats specially ('--', '-', '--x=y', a value that looks like an option).

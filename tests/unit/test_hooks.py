@@ -6,7 +6,7 @@ import sys
 import time
 import unittest
 
-from seestack_systemd.receiver import Receiver
+from seestack_systemd.receiver.receive import Receiver
 
 from .support import API_KEY, INVOCATION, ROOT, HookTestCase, spool_files
 
@@ -141,7 +141,7 @@ class HookFlow(HookTestCase):
     def test_start_imports_no_network(self):
         """start imports no network, json or argparse module"""
         # As a user unit's hook, so that SEESTACK_* (the test's own directories) is honoured even as root.
-        code = (f"import sys; sys.path.insert(0, {ROOT!r}); from seestack_systemd import cli;"
+        code = (f"import sys; sys.path.insert(0, {ROOT!r}); from seestack_systemd.cli import main as cli;"
                 "cli.root_hook = lambda command: False; cli.main(['start', 'job']);"
                 "print(' '.join(sorted(sys.modules)))")
         import subprocess

@@ -8,7 +8,7 @@ import shutil
 import tempfile
 import unittest
 
-from seestack_systemd import journal_streams
+from seestack_systemd.systemd import journal_streams
 
 STATE = ("# This is private data. Do not parse\nPRIORITY=30\nLEVEL_PREFIX=1\nFORWARD_TO_SYSLOG=0\n"
          "FORWARD_TO_KMSG=0\nFORWARD_TO_CONSOLE=0\nSTREAM_ID=03b5dd9a42d54a9298aed6744a5aa913\n"

@@ -16,8 +16,9 @@ import threading
 import time
 import unittest
 
-from seestack_systemd import api, monitor
-from seestack_systemd.receiver import Receiver
+from seestack_systemd import monitor
+from seestack_systemd.jobs import api
+from seestack_systemd.receiver.receive import Receiver
 
 from .support import API_KEY
 

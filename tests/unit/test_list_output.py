@@ -8,7 +8,7 @@ import os
 import time
 import unittest
 
-from seestack_systemd.receiver import Receiver
+from seestack_systemd.receiver.receive import Receiver
 
 from .support import API_KEY, HookTestCase
 

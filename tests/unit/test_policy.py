@@ -8,10 +8,10 @@ import socket
 import ssl
 import unittest
 
-from seestack_systemd import policy
-from seestack_systemd.endpoint import parse_endpoint
+from seestack_systemd.delivery import policy
+from seestack_systemd.settings.endpoint import parse_endpoint
 from seestack_systemd.errors import ConfigError
-from seestack_systemd.policy import DONE, DROP, KEEP, RETRY, Answer, decide, retry_after
+from seestack_systemd.delivery.policy import DONE, DROP, KEEP, RETRY, Answer, decide, retry_after
 
 URL = "https://ingest.example.com/v1/cron/heartbeats"
 JSON = {"content-type": "application/json; charset=utf-8"}

@@ -17,10 +17,12 @@ import threading
 import time
 import unittest
 
-from seestack_systemd import config, policy, report
-from seestack_systemd.endpoint import parse_endpoint
+from seestack_systemd.settings import config
+from seestack_systemd.delivery import policy
+from seestack_systemd.delivery import report
+from seestack_systemd.settings.endpoint import parse_endpoint
 from seestack_systemd.heartbeat import Run
-from seestack_systemd.transport import Client, Target
+from seestack_systemd.delivery.transport import Client, Target
 
 from .rawserver import RawServer, endless, response
 from .support import ROOT
@@ -212,9 +214,9 @@ class Endless(unittest.TestCase):
     CHILD = (
         "import json, resource, sys, time\n"
         "sys.path.insert(0, sys.argv[1])\n"
-        "from seestack_systemd import report\n"
-        "from seestack_systemd.endpoint import parse_endpoint\n"
-        "from seestack_systemd.transport import Client, Target\n"
+        "from seestack_systemd.delivery import report\n"
+        "from seestack_systemd.settings.endpoint import parse_endpoint\n"
+        "from seestack_systemd.delivery.transport import Client, Target\n"
         "c = Client(Target(parse_endpoint(sys.argv[2]), 'k', 'test', 5.0))\n"
         "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
         "t = time.monotonic()\n"

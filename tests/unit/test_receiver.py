@@ -15,10 +15,10 @@ from typing import Optional
 from urllib.parse import urlsplit
 
 from seestack_systemd.contract import INGEST_PATH as HEARTBEAT_PATH
-from seestack_systemd.printer import Request, format_line
-from seestack_systemd.receiver import Receiver
-from seestack_systemd.replies import parse_replies
-from seestack_systemd.validator import validate
+from seestack_systemd.receiver.printer import Request, format_line
+from seestack_systemd.receiver.receive import Receiver
+from seestack_systemd.receiver.replies import parse_replies
+from seestack_systemd.receiver.validator import validate
 
 API_KEY = "sk-test-0123456789abcdef"
 

@@ -11,8 +11,8 @@ import sys
 import time
 import unittest
 
-from seestack_systemd.receiver import Receiver
-from seestack_systemd.runner import OUTPUT_GRACE_S
+from seestack_systemd.receiver.receive import Receiver
+from seestack_systemd.jobs.runner import OUTPUT_GRACE_S
 
 from .support import ROOT, HookTestCase, spool_files
 
@@ -176,7 +176,7 @@ class RunRules(HookTestCase):
 # prints the exit code it reports, and the signals the caller's own handlers saw.
 _RACE = """
 import json, os, signal, subprocess, sys, time
-from seestack_systemd import runner
+from seestack_systemd.jobs import runner
 late = []
 for s in runner.FORWARDED_SIGNALS:  # as cli.cmd_run does: a signal after the job is only noted
     signal.signal(s, lambda signum, _frame: late.append(signum))
@@ -213,7 +213,7 @@ class SignalWhileStarting(unittest.TestCase):
 class RunDocs(HookTestCase):
     def test_help_readme_and_man_page_agree(self):
         """run --help, the README and the man page state the argument rule, the grace period and --success-exit"""
-        from seestack_systemd.runner import OUTPUT_GRACE_S
+        from seestack_systemd.jobs.runner import OUTPUT_GRACE_S
 
         def flat(text: str) -> str:
             return " ".join(text.replace("\\-", "-").replace("\\fP", "").replace("\\fI", "").split())

@@ -18,10 +18,13 @@ import time
 import unittest
 from typing import List, Tuple
 
-from seestack_systemd import config, heartbeat, report, spool, state
+from seestack_systemd import heartbeat, state
+from seestack_systemd.settings import config
+from seestack_systemd.delivery import report
+from seestack_systemd.delivery import spool
 from seestack_systemd.heartbeat import Run
-from seestack_systemd.receiver import Receiver
-from seestack_systemd.transport import Client, Target
+from seestack_systemd.receiver.receive import Receiver
+from seestack_systemd.delivery.transport import Client, Target
 
 from . import support
 
@@ -382,8 +385,8 @@ class ConcurrencyTests(SpoolCase):
         script = (
             "import json, sys, time\n"
             "sys.path.insert(0, sys.argv[1])\n"
-            "from seestack_systemd import config, report\n"
-            "from seestack_systemd.transport import Client, Target\n"
+            "from seestack_systemd.settings import config\nfrom seestack_systemd.delivery import report\n"
+            "from seestack_systemd.delivery.transport import Client, Target\n"
             "conn = Client(Target(config.parse_endpoint(sys.argv[2]), sys.argv[4], 'test key', 5.0))\n"
             "sys.stdin.read(1)\n"  # wait for the go, so that both start together
             "res = report.replay_dir(sys.argv[3], conn, time.monotonic() + 10, lambda level, line: None)\n"

@@ -16,17 +16,17 @@ PACKAGE = os.path.join(ROOT, "seestack_systemd")
 # Modules that `start --unit U -- SLUG` and `finish --unit U -- SLUG` import beyond what
 # `python3 -IS` itself has loaded, measured with Python 3.11: an import on that path is paid
 # by every run of every monitored job. Other versions differ by a few (3.9's re and locale
-# are 4 more modules: finish 132).
-IMPORT_BUDGET = {"start": 25, "finish": 128}
+# are 4 more modules). The subpackages' __init__ modules count: finish has 4 of them.
+IMPORT_BUDGET = {"start": 27, "finish": 132}
 SLACK = 4
 # Where each process-wide effect may happen: cli.py is the command's boundary; api.py is the
 # library's (a library call has no argv, so it reads the process environment itself);
 # __main__.py only hands cli.main's code to sys.exit.
 # The patterns match the code's tokens joined by spaces: comments and strings are left out.
 ALLOWED = {
-    r"\bos \. environ\b": {"cli.py", "api.py"},
-    r"(?<!\. )\bprint \(": {"cli.py"},
-    r"\bsys \. exit \(|\braise SystemExit\b": {"cli.py", "__main__.py"},
+    r"\bos \. environ\b": {"cli/main.py", "jobs/api.py"},
+    r"(?<!\. )\bprint \(": {"cli/main.py"},
+    r"\bsys \. exit \(|\braise SystemExit\b": {"cli/main.py", "__main__.py"},
 }
 
 
@@ -39,7 +39,9 @@ def _code(text):
 
 
 def _modules():
-    return sorted(name for name in os.listdir(PACKAGE) if name.endswith(".py"))
+    """Every module's path under the package, e.g. cli/main.py."""
+    return sorted(os.path.relpath(os.path.join(top, name), PACKAGE) for top, _, names in os.walk(PACKAGE)
+                  for name in names if name.endswith(".py"))
 
 
 class Structure(unittest.TestCase):
@@ -56,14 +58,14 @@ class Structure(unittest.TestCase):
             # As a user unit's hook, so that SEESTACK_* is honoured even when the suite runs as root.
             code = (f"import sys, atexit; sys.path.insert(0, {ROOT!r});"
                     "atexit.register(lambda: print(' '.join(sorted(sys.modules))));"
-                    "from seestack_systemd import cli; cli.root_hook = lambda command: False;"
+                    "from seestack_systemd.cli import main as cli; cli.root_hook = lambda command: False;"
                     "sys.exit(cli.main(sys.argv[1:]))")
             for command, budget in IMPORT_BUDGET.items():
                 done = subprocess.run([sys.executable, "-IS", "-c", code, command, "--unit", "job.service", "--",
                                        "job"], env=env, capture_output=True, text=True, timeout=30)
                 self.assertEqual(done.returncode, 0, done.stderr)
                 added = sorted(set(done.stdout.split()) - base)
-                self.assertIn(f"seestack_systemd.{'state' if command == 'start' else 'report'}", added)
+                self.assertIn(f"seestack_systemd.{'state' if command == 'start' else 'delivery.report'}", added)
                 self.assertNotIn("typing", added, f"{command} --unit imports typing")
                 self.assertLessEqual(len(added), budget + SLACK, f"{command} imports {len(added)} modules, budget"
                                      f" {budget}: {' '.join(added)}")

@@ -11,10 +11,10 @@ import threading
 import time
 import unittest
 
-from seestack_systemd.config import parse_endpoint
-from seestack_systemd.receiver import Receiver
-from seestack_systemd.report import send
-from seestack_systemd.transport import Client, Target
+from seestack_systemd.settings.config import parse_endpoint
+from seestack_systemd.receiver.receive import Receiver
+from seestack_systemd.delivery.report import send
+from seestack_systemd.delivery.transport import Client, Target
 
 from .test_transport import BODY, RUN_ID
 

@@ -7,10 +7,10 @@ import threading
 import time
 import unittest
 
-from seestack_systemd.config import parse_endpoint
-from seestack_systemd.receiver import Receiver
-from seestack_systemd.report import send
-from seestack_systemd.transport import Client, Target
+from seestack_systemd.settings.config import parse_endpoint
+from seestack_systemd.receiver.receive import Receiver
+from seestack_systemd.delivery.report import send
+from seestack_systemd.delivery.transport import Client, Target
 
 BODY_TEMPLATE = ('{"slug":"job","status":"success","durationMs":5,"runId":"%s",'
                  '"finishedAt":"2026-11-24T23:43:46.123Z","sdk":{"name":"seestack-systemd","version":"0.1.0"}}')

@@ -13,7 +13,7 @@ import tempfile
 import time
 import unittest
 
-from seestack_systemd.receiver import Receiver
+from seestack_systemd.receiver.receive import Receiver
 
 from .support import API_KEY, INVOCATION, ROOT, HookTestCase
 
@@ -103,11 +103,11 @@ class Trust(HookTestCase):
 
     def test_helper_environment_is_ours(self):
         """a helper gets a fixed PATH and nothing else of ours: no LD_*, no SEESTACK_*"""
-        done = subprocess.run([sys.executable, "-c", "from seestack_systemd import programs;"
+        done = subprocess.run([sys.executable, "-c", "from seestack_systemd.systemd import programs;"
                                "print(programs.run('env', [], timeout=5, text=True).stdout)"],
                               cwd=ROOT, capture_output=True, text=True, check=True,
                               env=dict(self.unit_env, LD_BIND_NOW="1", SYSTEMD_LOG_LEVEL="debug"))
-        from seestack_systemd import programs
+        from seestack_systemd.systemd import programs
 
         seen = dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
         self.assertEqual(seen["PATH"], programs.FIXED_PATH)

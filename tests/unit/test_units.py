@@ -6,7 +6,7 @@ import subprocess
 import sys
 import unittest
 
-from seestack_systemd.units import check_slug_pattern, default_slug
+from seestack_systemd.systemd.units import check_slug_pattern, default_slug
 
 from .support import ROOT, HookTestCase
 

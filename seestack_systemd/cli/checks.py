@@ -1,0 +1,65 @@
+"""What ``seestack-hook check`` reports: each setting with where it came from, the
+warnings an operator should act on, and the problems that keep heartbeats from going out."""
+
+from __future__ import annotations
+
+from seestack_systemd.delivery import spool
+from seestack_systemd.settings.config import SETTINGS, Config
+from seestack_systemd.errors import ConfigError, SeestackError
+from seestack_systemd.systemd.unitenv import risky_units
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import List, Mapping
+
+# In the order an operator reads them: where heartbeats go, how long they may take, where
+# runs are kept, how the connection is made, what a message holds, how much may wait.
+SHOWN = ("endpoint", "timeout", "deadline", "state_dir", "data_dir", "spool_dir", "allow_insecure_http",
+         "ca_file", "https_proxy", "no_proxy", "output_lines", "success_message", "spool_max_files",
+         "spool_max_bytes")
+
+
+def settings_table(cfg: Config) -> List[str]:
+    """One line per setting: name, value, and [where it came from]; the key only as its hint."""
+    found = cfg.config_file or (f"{cfg.config_path} (empty or unreadable; defaults apply)" if cfg.config_path
+                                else f"(none at {cfg.config_default}; defaults apply)")
+    lines = [f"{'config file':20} {found}    [{cfg.config_source}]"]
+    for name in SHOWN:
+        value = getattr(cfg, name)
+        where = cfg.sources.get(name, "default" if value == SETTINGS[name][0] else "derived")
+        shown = ("yes" if value else "no") if isinstance(value, bool) else value
+        lines.append(f"{name:20} {shown if shown not in (None, '') else '(not set)'}    [{where}]")
+    lines.append(f"{'api_key':20} {cfg.key_hint()}")
+    return lines
+
+
+def problems(cfg: Config) -> List[str]:
+    """What keeps any heartbeat from being sent: no usable endpoint, no key."""
+    found = []
+    for attempt in (cfg.endpoint_parsed, cfg.require_key):
+        try:
+            attempt()
+        except ConfigError as e:
+            found.append(str(e))
+    return found
+
+
+def warnings(cfg: Config, user: bool, environ: Mapping[str, str]) -> List[str]:
+    """The settings' own warnings, units whose environment a root hook should not trust,
+    heartbeats waiting in the spool, and what ``list`` would warn about."""
+    found = cfg.send_warnings() + risky_units(None, False, environ)
+    waiting, age = spool.stats(cfg.spool_dir)
+    if waiting:
+        found.append(f"{waiting} heartbeat(s) wait in the spool, the oldest for {age or 0:.0f}s: they could not be"
+                     " delivered when sent; 'seestack-hook flush' retries now")
+    return found + _unit_warnings(cfg, user, environ)
+
+
+def _unit_warnings(cfg: Config, user: bool, environ: Mapping[str, str]) -> List[str]:
+    """Timers no longer scheduled, instances sharing a slug; nothing where systemd does not answer."""
+    from seestack_systemd.systemd.listing import list_lines
+
+    try:
+        return list_lines(cfg, user=user, environ=dict(environ))[1]
+    except (SeestackError, OSError):
+        return []

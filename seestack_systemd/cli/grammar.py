@@ -1,0 +1,223 @@
+"""The command line's grammar: every command, its options and examples, in tables that
+both argparse and the hooks' fast parser are built from.
+
+``start`` and ``finish`` run around every job, so their lines are read by
+``fast_parse`` over the same tables; argparse (a few milliseconds of imports) is
+loaded only for help, errors and the other commands.
+"""
+
+from __future__ import annotations
+
+from seestack_systemd import __version__
+
+PROG = "seestack-hook"
+
+# Options every subcommand takes: (flag, setting name, help). None of them takes the key itself.
+COMMON_OPTIONS: tuple[tuple[str, str, str], ...] = (
+    ("--config", "config", "config file (default /etc/seestack/seestack.conf, or ~/.config/seestack/seestack.conf"
+                           " for a user; env SEESTACK_CONFIG)"),
+    ("--api-key-file", "api_key_file", "file holding the API key (env SEESTACK_API_KEY_FILE)"),
+    ("--endpoint", "endpoint", "backend base URL (env SEESTACK_ENDPOINT)"),
+    ("--state-dir", "state_dir", "where start records live (default /run/seestack, or $XDG_RUNTIME_DIR/seestack"
+                                 " for a user; env SEESTACK_STATE_DIR)"),
+    ("--data-dir", "data_dir", "where the spool and last heartbeats live (default /var/lib/seestack, or"
+                               " ~/.local/state/seestack for a user; env SEESTACK_DATA_DIR)"),
+    ("--timeout", "timeout", "seconds per HTTP request (default 5)"),
+    ("--deadline", "deadline", "seconds for the whole delivery, retries included (default 10)"),
+)
+SETTING_FLAGS = {flag: name for flag, name, _ in COMMON_OPTIONS}
+# The hooks' own options, per command: flag -> (destination, allowed values or None for any,
+# help). Both the fast path and argparse are built from it, so they accept the same lines.
+HOOK_GRAMMAR: dict[str, dict[str, tuple[str, tuple[str, ...] | None, str]]] = {
+    "start": {"--unit": ("unit", None, "the unit's name, as %%n gives it")},
+    "finish": {"--unit": ("unit", None, "the unit's name, as %%n gives it"),
+               "--status": ("status", ("success", "failed"),
+                            "the outcome when $SERVICE_RESULT is not set (outside systemd; default success)")},
+}
+
+EXAMPLES = {
+    "start": "ExecStartPre=+-/usr/bin/seestack-hook start --unit %n -- nightly-backup",
+    "finish": "ExecStopPost=+-/usr/bin/seestack-hook finish --unit %n -- nightly-backup\n"
+              "  seestack-hook finish --status failed nightly-backup     # outside systemd",
+    "ping": "seestack-hook ping nightly-backup --status success --message 'manual check'",
+    "run": "seestack-hook run nightly-backup --success-exit 24 rsync -a /srv/ backup:/srv/\n"
+           "  seestack-hook run nightly-backup -- ./backup.sh --full     # '--' is optional",
+    "check": "seestack-hook check --send nightly-backup",
+    "receive": "seestack-hook receive --try      # prints the export lines of a scratch setup\n"
+               "  seestack-hook receive --listen 127.0.0.1:8099 --jsonl /tmp/heartbeats.jsonl --reply 503,202",
+    "flush": "seestack-hook flush",
+    "enable": "seestack-hook enable backup.timer\n  seestack-hook enable 'db-dump@.service' --slug 'db-dump-%i'",
+    "disable": "seestack-hook disable backup.service",
+    "list": "seestack-hook list --all\n  seestack-hook list --output=json    # one JSON array of rows, for scripts",
+}
+
+
+def fast_parse(argv: list[str]) -> dict[str, object] | None:
+    """Parse ``start``/``finish`` command lines without argparse; None means "let argparse
+    do it" (help, errors, abbreviations, anything unusual). A line it accepts, argparse
+    accepts with the same meaning (tests/unit/test_grammar.py)."""
+    if not argv or argv[0] not in HOOK_GRAMMAR:
+        return None
+    own = HOOK_GRAMMAR[argv[0]]
+    opts: dict[str, object] = {"command": argv[0], "strict": False, "settings": {}}
+    settings: dict[str, str] = {}
+    positional: list[str] = []
+    args = list(argv[1:])
+    while args:
+        arg = args.pop(0)
+        if arg == "--":  # the slug follows, even one that starts with '-'; nothing after it
+            if len(args) != 1 or positional:
+                return None
+            positional.extend(args)
+            break
+        if arg == "--strict":
+            opts["strict"] = True
+            continue
+        if not arg.startswith("-") or arg == "-":
+            positional.append(arg)
+            continue
+        flag, eq, value = arg.partition("=")
+        if flag not in SETTING_FLAGS and flag not in own:
+            return None
+        if not eq:
+            if not args or args[0].startswith("-"):  # argparse reads that as a missing value
+                return None
+            value = args.pop(0)
+        if flag in SETTING_FLAGS:
+            settings[SETTING_FLAGS[flag]] = value
+        else:
+            dest, allowed, _ = own[flag]
+            if allowed is not None and value not in allowed:
+                return None
+            opts[dest] = value
+    if len(positional) != 1:
+        return None
+    opts["settings"] = settings
+    opts["slug"] = positional[0]
+    return opts
+
+
+RUN_USAGE = f"usage: {PROG} run [OPTIONS] SLUG [--] COMMAND [ARGS...]"
+
+
+def build_parser():
+    """The full argparse parser, for help text and every subcommand."""
+    import argparse
+
+    def settings_parent(title: str) -> argparse.ArgumentParser:
+        parent = argparse.ArgumentParser(add_help=False)
+        group = parent.add_argument_group(title)
+        for flag, name, text in COMMON_OPTIONS:
+            group.add_argument(flag, dest=name, metavar=name.split("_")[-1].upper(), help=text)
+        return parent
+
+    common = settings_parent("settings (override the config file and environment)")
+    dropin = settings_parent("settings (written into the drop-in as flags of both hooks)")
+
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Report every run of a scheduled job to SeeStack cron monitoring.",
+        epilog="examples:\n  seestack-hook receive --try           # try it against a local receiver, as any user\n"
+               "  seestack-hook enable backup.timer     # monitor a timer's service\n"
+               "  seestack-hook check --send backup     # verify the setup end to end\n"
+               "  seestack-hook list --all              # what is monitored, what is not\n\n"
+               "Run 'seestack-hook COMMAND --help' for each command; see seestack-hook(1).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    parser.commands = {}  # type: ignore[attr-defined]  # name -> its parser, for its usage on errors
+
+    def command(name: str, text: str, settings: bool = True):
+        parents = [dropin if name == "enable" else common] if settings else []
+        p = sub.add_parser(name, parents=parents, help=text, description=text,
+                           epilog=f"example:\n  {EXAMPLES[name]}", formatter_class=argparse.RawDescriptionHelpFormatter)
+        parser.commands[name] = p  # type: ignore[attr-defined]
+        return p
+
+    strict_help = {"start": "exit non-zero when the start cannot be recorded (78 bad configuration, 1 any other"
+                            " error, e.g. the state directory) instead of 0",
+                   "finish": "exit non-zero on failure (75 kept for replay, 78 bad configuration, 1 refused or any"
+                             " other error) instead of 0"}
+    for name, text in (("start", "record the start of a run (ExecStartPre=); touches no network"),
+                       ("finish", "report the run that just stopped (ExecStopPost=)")):
+        p = command(name, text)
+        p.add_argument("slug", help="the monitor's slug: lowercase letters, digits and '-'")
+        for flag, (dest, allowed, flag_help) in HOOK_GRAMMAR[name].items():
+            p.add_argument(flag, dest=dest, choices=allowed, help=flag_help)
+        p.add_argument("--strict", action="store_true", help=strict_help[name])
+
+    p = command("ping", "send one heartbeat by hand")
+    p.add_argument("slug")
+    p.add_argument("--status", required=True, choices=("success", "failed"))
+    p.add_argument("--message", help="text shown with the heartbeat (at most 4096 bytes are sent)")
+    p.add_argument("--duration-ms", type=int, metavar="N", help="how long the run took")
+
+    p = command("run", "run a command and report how it ended (for cron)")
+    p.description = (
+        "Run COMMAND and report how it ended (for cron).\n\n"
+        "After SLUG, the first word that is not one of run's own options starts the\n"
+        "command, '--' or not; everything from there on is the command's. An unknown\n"
+        "option before the command is reported in one line and skipped: the command\n"
+        "still runs. Only a line with no command is a usage error.\n\n"
+        "stdout and stderr pass through as they come. Once the command's own process\n"
+        f"has exited, its output is read for a grace period of at most {_grace()} s, so a\n"
+        "background child left holding it never keeps run waiting.\n\n"
+        "run exits with the command's own status (128+N when killed by signal N),\n"
+        "whatever happens to the heartbeat.")
+    p.add_argument("slug")
+    p.add_argument("--success-exit", action="append", metavar="CODES",
+                   help="exit codes that count as success besides 0, comma-separated, each 0-255"
+                        " (like systemd's SuccessExitStatus=)")
+    p.add_argument("cmd", nargs="*", metavar="[--] COMMAND [ARGS...]", help="the command to run")
+
+    p = command("check", "validate the configuration and show where each setting comes from")
+    p.add_argument("--send", metavar="SLUG", help="also send a success heartbeat for SLUG")
+    p.add_argument("--user", action="store_true", help="the user's setup (~/.config/seestack, user units)")
+
+    p = command("receive", "run a local SeeStack-compatible receiver for trying a setup", settings=False)
+    p.add_argument("--listen", default="127.0.0.1:8099", metavar="HOST:PORT",
+                   help="address to listen on (default 127.0.0.1:8099; port 0 picks a free one)")
+    p.add_argument("--jsonl", metavar="FILE", help="also append each heartbeat to FILE as JSON lines")
+    p.add_argument("--reply", default="", metavar="CODES",
+                   help="answer the first requests with these replies, comma-separated: an HTTP status (503),"
+                        " STATUS:SECONDS to add Retry-After (429:2), hang (never answer), reset (reset the"
+                        " connection) or trickle (a 202 sent one byte a second); e.g. 503,503,202")
+    p.add_argument("--try", dest="try_setup", action="store_true",
+                   help="make a scratch setup (key, config, state and data in a new directory of your own) and"
+                        " print the export lines that point seestack-hook at it and at this receiver")
+
+    command("flush", "deliver the heartbeats waiting in the spool")
+
+    for name, text in (("enable", "add monitoring to a unit (writes a drop-in; settings given become its flags)"),
+                       ("disable", "remove the monitoring drop-in from a unit")):
+        p = command(name, text, settings=name == "enable")
+        p.add_argument("unit", metavar="UNIT", help="NAME.service, NAME.timer, NAME@.service or an instance")
+        if name == "enable":
+            p.add_argument("--slug", help="monitor slug (default: derived from the unit name); may use %%i")
+            p.add_argument("--force", action="store_true",
+                           help="replace monitoring under another slug; or add root hooks to a unit whose"
+                                " EnvironmentFile= root does not own (a warning says the risk)")
+        p.add_argument("--root", metavar="DIR", help="operate on a staging root; implies --no-reload")
+        flush = "; also enables the user's seestack-flush.timer" if name == "enable" else ""
+        p.add_argument("--user", action="store_true", help="a user unit (~/.config/systemd/user; with --root,"
+                       " units also from DIR/etc/systemd/user and DIR/usr/lib/systemd/user); needs the user's"
+                       f" systemd manager (a login or loginctl enable-linger){flush}")
+        p.add_argument("--no-reload", action="store_true", help="do not run systemctl daemon-reload")
+
+    p = command("list", "show monitored units, their timers and last heartbeats")
+    p.add_argument("--all", action="store_true", help="also show timers that are not monitored yet, and cron jobs"
+                   " not wrapped with seestack-hook run (with the crontab line to use instead)")
+    p.add_argument("--root", metavar="DIR", help="look at a staging root")
+    p.add_argument("--user", action="store_true", help="user units")
+    p.add_argument("-o", "--output", choices=("table", "json", "json-pretty"), default="table",
+                   help="table (default) for eyes; json: one array of row objects, each with a \"kind\""
+                        " (unit, job, timer, cron, unsafe, spool), for scripts; json-pretty: the same, indented")
+    return parser
+
+
+def _grace() -> str:
+    from seestack_systemd.jobs.runner import OUTPUT_GRACE_S
+
+    return f"{OUTPUT_GRACE_S:g}"

@@ -1,0 +1,286 @@
+"""What systemd tells an ExecStopPost= hook, turned into a finished Run.
+
+systemd sets $SERVICE_RESULT, $EXIT_CODE and $EXIT_STATUS for ExecStopPost=;
+the unit's journal holds its output and ``systemctl show`` its timer. Both
+are read through ``subprocess.run`` with argument lists.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from seestack_systemd.settings.config import Config
+from seestack_systemd.heartbeat import MESSAGE_LIMIT_BYTES, TRUNCATION_MARK, Run
+from seestack_systemd.record import Record
+from seestack_systemd.state import StartRecord, current_boot_id
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs every finish an import
+    from typing import Mapping
+
+# The journal can get a job's last lines a little after its exit: re-read until
+# two reads agree, waiting this long between reads, at most this many times.
+JOURNAL_SETTLE_S = 0.05
+JOURNAL_MAX_READS = 6
+SYSTEMCTL_TIMEOUT_S = 2.0
+
+# systemd's own exit statuses (systemd.exec(5)) for the ways a job can fail to start.
+EXEC_STATUSES = {
+    200: "CHDIR: the working directory could not be entered",
+    203: "EXEC: the command could not be executed; is the binary missing or not executable?",
+    204: "STDOUT: standard output could not be set up",
+    206: "NICE", 209: "STDIN: standard input could not be set up",
+    210: "CHROOT", 214: "SETSCHEDULER", 216: "GROUP: the group could not be found",
+    217: "USER: the user could not be found",
+    218: "CAPABILITIES", 222: "RUNTIME_DIRECTORY", 225: "KEYRING", 226: "NAMESPACE: the sandbox could not be set up",
+    227: "NO_NEW_PRIVILEGES", 228: "SECCOMP", 233: "STATE_DIRECTORY", 238: "LOGS_DIRECTORY",
+    243: "CREDENTIALS: a credential could not be loaded",
+}
+RESULT_WORDS = {
+    "timeout": "ran past its time limit",
+    "watchdog": "the watchdog timed out",
+    "resources": "systemd could not set up its resources",
+    "oom-kill": "the out-of-memory killer stopped it",
+    "start-limit-hit": "started too often; systemd refused to start it",
+    "protocol": "broke the service start-up protocol",
+    "core-dump": "dumped core",
+}
+
+
+class StopEnv(Record):
+    """The unit's view of how this run ended, as ExecStopPost= sees it."""
+
+    unit: str | None
+    invocation_id: str | None
+    service_result: str | None
+    exit_code: str | None
+    exit_status: str | None
+
+    @classmethod
+    def from_environ(cls, environ: dict[str, str], unit: str | None) -> "StopEnv":
+        return cls(
+            unit,
+            environ.get("INVOCATION_ID") or None,
+            environ.get("SERVICE_RESULT") or None,
+            environ.get("EXIT_CODE") or None,
+            environ.get("EXIT_STATUS") or None,
+        )
+
+
+def signal_name(value: str) -> str:
+    """``KILL`` or ``9`` -> ``SIGKILL``; a number that is no signal stays ``signal 99``."""
+    if value.isdigit():
+        import signal  # only a run that a signal ended pays for its enum
+
+        try:
+            return signal.Signals(int(value)).name
+        except ValueError:
+            return f"signal {value}"
+    return value if value.startswith("SIG") else f"SIG{value}"
+
+
+def how_it_ended(exit_code: str | None, exit_status: str | None) -> str:
+    """``exited with status 1``, ``killed by SIGKILL``, ``dumped core after SIGSEGV``."""
+    if not exit_code:
+        return ""
+    status = exit_status or "?"
+    if exit_code == "exited":
+        text = f"exited with status {status}"
+        if status.isdigit() and int(status) in EXEC_STATUSES:
+            text += f" ({EXEC_STATUSES[int(status)]})"
+        return text
+    if exit_code == "killed":
+        return f"killed by {signal_name(status)}"
+    if exit_code == "dumped":
+        return f"dumped core after {signal_name(status)}"
+    return f"{exit_code} {status}"
+
+
+def summary(env: StopEnv) -> str:
+    """One line for an alert: ``exit-code: exited with status 1``, ``signal: killed by SIGKILL``."""
+    result = env.service_result or "failed"
+    ended = how_it_ended(env.exit_code, env.exit_status)
+    words = RESULT_WORDS.get(result)
+    if words and ended and result != "core-dump":
+        return f"{result}: {words}, {ended}"
+    return f"{result}: {ended or words or 'the run failed'}"
+
+
+def show(units: list[str], properties: list[str], session: Mapping[str, str] | None = None) -> list[dict[str, str]]:
+    """``systemctl show`` for several units in one call; one dict per unit ({} on failure).
+    ``session``: the environment of the user whose manager to ask (``--user``); None: the system's."""
+    import subprocess  # only hooks given a unit pay for it
+
+    from seestack_systemd.systemd import programs
+
+    try:
+        out = programs.run("systemctl", [*(["--user"] if session is not None else []), "show", "--no-pager", "-p",
+                                         ",".join(properties), "--", *units],
+                           timeout=SYSTEMCTL_TIMEOUT_S, text=True, session=session).stdout
+    except (OSError, subprocess.SubprocessError):
+        return [{} for _ in units]
+    blocks = out.split("\n\n")
+    result = []
+    for i in range(len(units)):
+        props: dict[str, str] = {}
+        for line in blocks[i].splitlines() if i < len(blocks) else ():
+            key, _, value = line.partition("=")
+            # A timer with several OnActiveSec=-style triggers lists each on a line of its own.
+            props[key] = f"{props[key]} {value}" if key in props else value
+        result.append(props)
+    return result
+
+
+def unit_facts(unit: str, session: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The unit's invocation, start timestamps, stop timeout and triggering timer (with its
+    schedule and, as ``nextRunAt``, its next elapse in Unix time)."""
+    from seestack_systemd.systemd.nextrun import next_elapse_now, next_run_at, systemd_calendar_next
+
+    base = unit.rsplit(".", 1)[0]
+    guess = base + ".timer"
+    props = ["Id", "InvocationID", "TriggeredBy", "InactiveExitTimestampMonotonic",
+             "ExecMainStartTimestampMonotonic", "TimeoutStopUSec", "TimersCalendar", "TimersMonotonic",
+             "RandomizedDelayUSec", "NextElapseUSecRealtime", "NextElapseUSecMonotonic"]
+    own, timer = show([unit, guess], props, session)
+    trigger = next((t for t in own.get("TriggeredBy", "").split() if t.endswith(".timer")), "")
+    if trigger and trigger != guess:
+        timer = show([trigger], props, session)[0]
+    facts = {k: own[k] for k in props[:6] if own.get(k)}
+    if trigger:
+        facts["trigger"] = trigger
+        schedule = _schedule(timer)
+        if schedule:
+            facts["schedule"] = schedule
+        now_wall, now_mono = time.time(), time.monotonic()
+        # Set when systemd has already re-armed the timer (a run started by hand); while the
+        # run the timer started is stopping it is empty, and the hook computes it instead.
+        upcoming = next_elapse_now(timer, now_wall, now_mono) or \
+            next_run_at(timer, own, now_wall, now_mono, systemd_calendar_next)
+        if upcoming:
+            facts["nextRunAt"] = repr(upcoming)
+    return facts
+
+
+def _schedule(timer: dict[str, str]) -> str:
+    """``OnCalendar=*-*-* 02:00:00`` from systemctl's ``{ OnCalendar=... ; next_elapse=... }``."""
+    found = []
+    for key in ("TimersCalendar", "TimersMonotonic"):
+        for entry in timer.get(key, "").split("}"):
+            entry = entry.strip(" {")
+            if entry:
+                found.append(entry.split(";")[0].strip())
+    return "; ".join(found)
+
+
+def journal_tail(invocation_id: str, lines: int, sleep=time.sleep, unit: str | None = None) -> list[str]:
+    """The last ``lines`` lines this invocation wrote: read once when journald has closed
+    ``unit``'s output streams (journal_streams), else read until the journal has settled."""
+    import subprocess
+
+    from seestack_systemd.systemd import programs
+    from seestack_systemd.systemd.journal_streams import wait_closed
+
+    argv = [f"_SYSTEMD_INVOCATION_ID={invocation_id}", "-o", "cat", "--no-pager", "-q", "-n", str(lines)]
+    previous = None
+    settled = bool(unit) and wait_closed(str(unit), sleep=sleep)
+    for _ in range(1 if settled else JOURNAL_MAX_READS):
+        try:
+            out = programs.run("journalctl", argv, timeout=SYSTEMCTL_TIMEOUT_S).stdout.decode("utf-8", "replace")
+        except (OSError, subprocess.SubprocessError):
+            return []
+        if out == previous or settled:
+            previous = out
+            break
+        previous = out
+        sleep(JOURNAL_SETTLE_S)
+    return (previous or "").splitlines()
+
+
+def tail_within(head: str, lines: list[str], limit: int = MESSAGE_LIMIT_BYTES) -> str:
+    """``head`` then as many of the *last* ``lines`` as fit in ``limit`` bytes: the end of
+    a job's output says why it failed, so that is what is kept. When output had to be
+    left out, the message ends with the contract's ``…[truncated]``."""
+    mark = "\n" + TRUNCATION_MARK
+    room = limit - len(head.encode("utf-8")) - 1 - len(mark.encode("utf-8"))
+    kept: list[str] = []
+    cut = False
+    for line in reversed(lines):
+        data = line.encode("utf-8")
+        if len(data) + 1 > room:
+            if not kept and room > 64:
+                # One huge last line: its end is still the part worth reading.
+                kept.append("…" + data[-(room - 4):].decode("utf-8", "ignore"))
+            cut = True
+            break
+        kept.append(line)
+        room -= len(data) + 1
+    text = "\n".join([head, *reversed(kept)]) if kept else head
+    return text + mark if cut else text
+
+
+def finished_run(
+    slug: str,
+    env: StopEnv,
+    record: StartRecord | None,
+    config: Config,
+    status: str | None = None,
+    host: str | None = None,
+    facts: Mapping[str, str] | None = None,
+) -> Run:
+    """The heartbeat for a run that just stopped: status from $SERVICE_RESULT (``status``
+    when outside systemd), duration from the start record or else from systemd, a
+    message a person reads in an alert, the ``source.systemd`` context and, for a timer's
+    run, ``nextRunAt``. ``facts``: what ``unit_facts`` says of the unit ({} outside systemd)."""
+    now_wall, now_mono = time.time(), time.monotonic()
+    if env.service_result:
+        # exec-condition: ExecCondition= chose to skip this run; systemd counts that as success.
+        status = "success" if env.service_result in ("success", "exec-condition") else "failed"
+    status = status or "success"
+    facts = facts or {}
+
+    duration = started_at = None
+    if record:
+        duration = record.duration_ms(now_wall, now_mono, current_boot_id())
+        started_at = record.wall
+    elif facts.get("InvocationID") == env.invocation_id:
+        # Our ExecStartPre= never ran (an earlier one failed): systemd knows the start.
+        start_us = facts.get("InactiveExitTimestampMonotonic") or facts.get("ExecMainStartTimestampMonotonic")
+        if start_us and start_us.isdigit() and int(start_us) > 0:
+            elapsed = max(0.0, now_mono - int(start_us) / 1e6)
+            duration, started_at = int(round(elapsed * 1000)), now_wall - elapsed
+
+    output: list[str] = []
+    wants_output = config.output_lines if status == "failed" else (1 if config.success_message == "last-line" else 0)
+    if wants_output and env.invocation_id and env.unit:
+        output = journal_tail(env.invocation_id, wants_output, unit=env.unit)
+    if status == "failed":
+        message = tail_within(summary(env) if env.service_result else "failed", output)
+    elif env.service_result == "exec-condition":
+        message = "skipped: its ExecCondition= said not to run"
+    else:
+        message = output[-1] if output else ""
+
+    source: dict[str, object] = {}
+    if env.unit:
+        systemd: dict[str, str] = {"unit": env.unit}
+        for key, value in (("invocationId", env.invocation_id), ("serviceResult", env.service_result),
+                           ("exitCode", env.exit_code), ("exitStatus", env.exit_status),
+                           ("trigger", facts.get("trigger")), ("schedule", facts.get("schedule"))):
+            if value:
+                systemd[key] = value
+        source["systemd"] = systemd
+    run_id = record.run_id if record else _run_id_for(env)
+    next_run = float(facts["nextRunAt"]) if facts.get("nextRunAt") else None
+    return Run(slug, status, run_id, now_wall, duration, started_at, message, host, source, next_run)
+
+
+def _run_id_for(env: StopEnv) -> str:
+    """Without a start record the invocation id (a UUID's 128 bits) still names the run
+    uniquely, so a replayed heartbeat keeps one id; outside systemd a new one."""
+    from seestack_systemd.state import is_invocation_id, new_run_id
+
+    i = env.invocation_id
+    if i and is_invocation_id(i):
+        return f"{i[:8]}-{i[8:12]}-{i[12:16]}-{i[16:20]}-{i[20:]}"
+    return new_run_id()

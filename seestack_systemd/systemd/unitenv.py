@@ -1,0 +1,189 @@
+"""Whether a unit's environment is root's: the check ``enable``, ``list`` and ``check`` make
+before root hooks run with it.
+
+systemd hands ``ExecStartPre=+`` and ``ExecStopPost=+`` the unit's ``Environment=`` and
+``EnvironmentFile=``. The dynamic loader honours ``LD_PRELOAD`` and ``LD_LIBRARY_PATH`` from
+there before any hook code runs, so a hook cannot defend itself: whoever can write an
+environment file of the unit (or replace it, through a directory they can write) gets
+root. Unit files themselves live in root's directories; environment files often do not.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs the hooks, which import hook_notes, an import
+    from typing import Mapping, Sequence
+
+SHOW_TIMEOUT_S = 10.0
+
+
+def hook_notes(environ: Mapping[str, str], config_file: str) -> list[str]:
+    """What a root hook says of the unit's environment (``finish``, once per run): the
+    SEESTACK_* variables it did not take, and the loader's (``LD_*``), already taken
+    before any of its code ran."""
+    notes = []
+    ignored = ", ".join(sorted(name for name in environ if name.startswith("SEESTACK_")))
+    if ignored and "INVOCATION_ID" in environ:
+        notes.append(f"ignoring {ignored} from the unit's environment: a root hook takes its settings only from"
+                     f" {config_file} and the drop-in's flags (seestack-hook enable UNIT --deadline ...)")
+    elif ignored:  # not run by systemd: a root shell's own variables, as untrusted as a unit's
+        notes.append(f"start/finish as root read only {config_file} and their flags: ignoring {ignored};"
+                     " use --config, --endpoint, --api-key-file ... instead")
+    loader = ", ".join(sorted(name for name in environ if name.startswith("LD_")))
+    if loader:
+        notes.append(f"the unit's environment sets {loader}, which the dynamic loader honours in this root hook"
+                     " before any of its code runs: set them only in files root owns")
+    return notes
+
+
+def path_risks(path: str, top: str = "/") -> list[str]:
+    """Why ``path`` (an environment file) is not root's alone: not owned by root, writable
+    by group or others, or in a directory (up to ``top``, a staging root or /) that someone
+    else owns or can write. Symlinks are followed, and the directories on both sides are
+    checked. [] when safe."""
+    top = os.path.abspath(top)
+    risks: list[str] = []
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        st = None  # whoever can create it decides its content: its directories are checked below
+    except OSError as e:
+        return [f"{path} cannot be checked ({e.strerror})"]
+    if st is not None:
+        if st.st_uid != 0:
+            risks.append(f"{path} is owned by {_owner(st.st_uid)}, not root")
+        if st.st_mode & 0o022:
+            risks.append(f"{path} is writable by {'group and others' if st.st_mode & 0o002 else 'its group'}"
+                         f" (mode {stat.S_IMODE(st.st_mode):04o})")
+    seen = set()
+    for start in (os.path.dirname(os.path.abspath(path)), os.path.dirname(os.path.realpath(path))):
+        directory = start
+        while directory not in seen and (directory + "/").startswith(top.rstrip("/") + "/"):
+            seen.add(directory)
+            risks.extend(_dir_risks(directory))
+            parent = os.path.dirname(directory)
+            if parent == directory or directory == top:
+                break
+            directory = parent
+    return risks
+
+
+def _dir_risks(directory: str) -> list[str]:
+    try:
+        st = os.stat(directory)
+    except OSError:
+        return []  # missing: its existing parent is what can be written, and it is checked too
+    if st.st_uid != 0:
+        return [f"its directory {directory} is owned by {_owner(st.st_uid)}, not root"]
+    if st.st_mode & 0o022:
+        sticky = " (sticky: anyone may create the file)" if st.st_mode & stat.S_ISVTX else ""
+        return [f"its directory {directory} is writable by group or others{sticky}"]
+    return []
+
+
+def _owner(uid: int) -> str:
+    try:
+        import pwd
+
+        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except (KeyError, ImportError):
+        return f"uid {uid}"
+
+
+def environment_files(units: Sequence[str]) -> dict[str, list[str]]:
+    """unit -> the paths of its ``EnvironmentFile=`` settings, as systemd loaded them
+    (``{}`` for a unit systemd could not show)."""
+    import subprocess  # the hooks import this module only for hook_notes
+
+    from seestack_systemd.systemd.programs import run as run_program
+
+    if not units:
+        return {}
+    try:
+        done = run_program("systemctl", ["show", "--no-pager", "-p", "Id,EnvironmentFiles", "--", *units],
+                           timeout=SHOW_TIMEOUT_S, text=True)
+    except (OSError, subprocess.SubprocessError):  # no systemd here: nothing systemd would load
+        return {}
+    found: dict[str, list[str]] = {}
+    for unit, block in zip(units, done.stdout.split("\n\n")):
+        paths = []
+        for line in block.splitlines():
+            key, _, value = line.partition("=")
+            if key == "EnvironmentFiles" and value.strip():
+                # "/etc/default/x (ignore_errors=yes)"
+                paths.append(value.rsplit(" (ignore_errors=", 1)[0].strip())
+        found[unit] = paths
+    return found
+
+
+def environment_files_in(root: str, unit_file: str | None) -> list[str]:
+    """The ``EnvironmentFile=`` paths of a unit in a staging ``root`` (its file and drop-ins),
+    each turned into its place under ``root``."""
+    import glob  # (and re with it) only here: the hooks import this module
+
+    if not unit_file:
+        return []
+    sources = [unit_file, *sorted(glob.glob(os.path.join(os.path.dirname(unit_file),
+                                                         os.path.basename(unit_file) + ".d", "*.conf")))]
+    paths = []
+    for source in sources:
+        try:
+            with open(source, encoding="utf-8", errors="replace") as f:
+                lines = f.read().splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            key, _, value = line.partition("=")
+            if key.strip() == "EnvironmentFile":
+                for word in value.split():
+                    paths.append(os.path.join(root, word.lstrip("-").lstrip("/")))
+    return paths
+
+
+def unit_risks(files: list[str], top: str = "/") -> list[str]:
+    """One line per risky environment file: the file (as the unit names it) and every risk found."""
+    lines = []
+    top = os.path.abspath(top)
+    for path in files:
+        risks = path_risks(path, top)
+        if risks:
+            shown = "/" + os.path.relpath(path, top) if top != "/" else path
+            lines.append(f"EnvironmentFile={shown}: {'; '.join(risks)}")
+    return lines
+
+
+WHY = ("the root hooks run with that environment, and the loader honours LD_PRELOAD from it before any hook"
+       " code runs: whoever can write it gets root")
+FIX = "make the file and its directories root's (chown root:root; chmod go-w), or move the settings into the unit"
+
+
+def unit_env_risks(service: str, root: str | None, user: bool, environ: Mapping[str, str]) -> list[str]:
+    """Why the root hooks must not run with ``service``'s environment ([] when they may).
+    User units run their hooks as the user: no privilege to gain there."""
+    from seestack_systemd.systemd.units import unit_file
+
+    if user:
+        return []
+    if root or "@." in service:  # systemctl shows no template: read its files
+        return unit_risks(environment_files_in(root or "/", unit_file(root, False, service, environ)), root or "/")
+    return unit_risks(environment_files([service]).get(service, []))
+
+
+def risky_units(root: str | None, user: bool, environ: Mapping[str, str]) -> list[str]:
+    """One warning per monitored unit whose root hooks run with an environment root does not own."""
+    from seestack_systemd.systemd.units import monitored
+
+    services = [entry.service for entry in monitored(root, user, environ)]
+    if user or not services:
+        return []
+    files = {} if root else environment_files([s for s in services if "@." not in s])
+    found = []
+    for service in services:
+        risks = (unit_env_risks(service, root, user, environ) if root or "@." in service
+                 else unit_risks(files.get(service, [])))
+        if risks:
+            found.append(f"{service}: its root hooks run with an environment others can change: {'; '.join(risks)};"
+                         f" {FIX}")
+    return found
