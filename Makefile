@@ -9,10 +9,11 @@ JOBS ?= 4
 test: deps lint
 	$(PYTHON) tests/run.py -j $(JOBS) tests/unit tests/e2e
 
-## make lint: Debian's mypy (as for the oldest supported Python) and pycodestyle on the package.
+## make lint: Debian's mypy (as for the oldest supported Python), pycodestyle and pyflakes on the package.
 lint:
 	mypy --python-version 3.9 seestack_systemd
 	pycodestyle --max-line-length=120 seestack_systemd
+	pyflakes3 seestack_systemd
 
 ## make test-unit: the unit tests alone (no root, no containers).
 test-unit:

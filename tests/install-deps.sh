@@ -2,7 +2,7 @@
 # Installs the Debian packages the test suite needs, once, when run as root.
 # Unit tests need nothing beyond python3; the end-to-end suite and the package build need these.
 set -eu
-PKGS="debootstrap systemd-container debhelper dh-python pybuild-plugin-pyproject python3-setuptools lintian groff-base man-db curl openssl mypy pycodestyle piuparts faketime"
+PKGS="debootstrap systemd-container debhelper dh-python pybuild-plugin-pyproject python3-setuptools lintian groff-base man-db curl openssl mypy pycodestyle python3-pyflakes piuparts faketime"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -12,15 +12,13 @@ import time
 
 from seestack_systemd.errors import (EX_CONFIG, EX_FAIL, EX_OK, EX_TEMPFAIL, EX_USAGE, ConfigError, SeestackError,
                                      StateError, Stopped, UsageError)
-from seestack_systemd.cli.grammar import (COMMON_OPTIONS, HOOK_GRAMMAR, PROG, RUN_USAGE, SETTING_FLAGS, build_parser,
+from seestack_systemd.cli.grammar import (COMMON_OPTIONS, PROG, RUN_USAGE, SETTING_FLAGS, build_parser,
                                           fast_parse)
 from seestack_systemd.cli.log import Output, settle_std_streams
 
 TYPE_CHECKING = False  # typing itself is not imported on the hooks' path; mypy reads this as True
 if TYPE_CHECKING:
     from typing import Callable
-
-__all__ = ["COMMON_OPTIONS", "HOOK_GRAMMAR", "SETTING_FLAGS", "build_parser", "exit_code_for", "fast_parse", "main"]
 
 
 def parse(argv: list[str]) -> dict[str, object]:
@@ -252,7 +250,7 @@ def cmd_receive(opts, environ, out: Output) -> int:
         receiver.expect_key(setup.api_key)
         print("\n".join(scratch.instructions(setup, invoked_as(sys.argv[0]))))
     print(f"listening on {receiver.url} ({hint}); Ctrl-C stops", flush=True)
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stops as Ctrl-C does: KeyboardInterrupt
     try:
         receiver.serve_forever()
     except KeyboardInterrupt:

@@ -62,6 +62,11 @@ CLASSES: dict[int, tuple[str, str]] = {
 }
 OTHER_STATUS = (KEEP, "{url} answered HTTP {status}, which the ingest API never sends: check endpoint")
 
+# What a delivery's end is called in the last-heartbeat record and `list`; an answer's own
+# status may name it more exactly.
+OUTCOMES = {DONE: "delivered", RETRY: "temporary", KEEP: "temporary", DROP: "permanent"}
+STATUS_OUTCOMES = {409: "duplicate"}
+
 # Exceptions in place of an answer, most specific first: (type, action, what the log line says).
 FAILURES: tuple[tuple[type, str, str], ...] = (
     (ssl.SSLCertVerificationError, KEEP,
@@ -94,6 +99,11 @@ class Decision(Record):
     action: str
     delay: float = 0.0
     detail: str = ""
+
+
+def outcome(decision: Decision, answer: Answer) -> str:
+    """What the delivery that ended with ``decision`` on ``answer`` is called."""
+    return STATUS_OUTCOMES.get(answer.status or 0) or OUTCOMES[decision.action]
 
 
 def decide(answer: Answer, attempt: int, left: float, now: float, jitter: float = 0.5,

@@ -31,8 +31,6 @@ if TYPE_CHECKING:
 # Replaying the spool first may use at most this share of the deadline, so
 # an outage's backlog never crowds out the run that is finishing now.
 SPOOL_SHARE = 0.3
-# A policy decision as the outcome a caller, the exit code and `list` read.
-OUTCOMES = {"done": "delivered", "retry": "temporary", "keep": "temporary", "drop": "permanent"}
 # policy and transport (urllib, http.client, ssl, email: tens of milliseconds) are imported
 # where a heartbeat is sent, not with this module: `finish` takes the run's end time first.
 
@@ -84,8 +82,7 @@ def send(client: Client, body: bytes, run_id: str, slug: str, deadline_at: float
         decision = policy.decide(answer, attempt, deadline_at - clock(), wall(), jitter(), slug,
                                  target.key_source, target.ca_file)
         if decision.action != policy.RETRY:
-            outcome = "duplicate" if answer.status == 409 else OUTCOMES[decision.action]
-            return Delivery(outcome, decision.detail, answer.status, attempt)
+            return Delivery(policy.outcome(decision, answer), decision.detail, answer.status, attempt)
         sleep(decision.delay)
 
 
@@ -143,11 +140,7 @@ def flush(config: Config, log: Callable[[str, str], None]) -> spool.FlushResult 
     spool_interrupted(config, log)
     if not spool.entries(config.spool_dir):
         return None
-    client = connect(config)
-    try:
-        return replay(config, client, time.monotonic() + config.deadline, log)
-    finally:
-        client.close()
+    return replay(config, connect(config), time.monotonic() + config.deadline, log)
 
 
 def replay(config: Config, client: Client, deadline_at: float, log: Callable[[str, str], None]) -> spool.FlushResult:
@@ -179,8 +172,7 @@ def replay_dir(spool_dir: str, client: Client, deadline_at: float, log: Callable
         if decision.action == policy.DROP:
             log("error", f"dropping spooled heartbeat for {slug}: {decision.detail}")
         if settled and decision.action in (policy.DONE, policy.DROP):
-            outcome = "duplicate" if answer.status == 409 else OUTCOMES[decision.action]
-            settled(run_id, slug, outcome, decision.detail)
+            settled(run_id, slug, policy.outcome(decision, answer), decision.detail)
         return decision.action, decision.detail
 
     return spool.flush(spool_dir, send_one, deadline_at, log, clock)

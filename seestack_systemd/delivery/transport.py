@@ -74,9 +74,6 @@ class Client:
         if ep.scheme == "https":
             self._opener.add_handler(_HTTPSHandler(self._connection, tls_context(target.ca_file), proxy))
 
-    def close(self) -> None:
-        """Nothing stays open between posts; kept so callers may release a client explicitly."""
-
     def post(self, body: bytes, run_id: str, left: float) -> Answer:
         """POST ``body`` once, taking at most ``left`` seconds in all. Never raises for
         what the network or the server does: that is in the Answer."""

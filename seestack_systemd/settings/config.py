@@ -18,7 +18,7 @@ from seestack_systemd.settings import paths
 from seestack_systemd.settings.endpoint import Endpoint, parse_endpoint
 from seestack_systemd.errors import ConfigError
 from seestack_systemd.settings.conffile import file_notes, parse_file, sets
-from seestack_systemd.settings.keys import CREDENTIAL_NAME, find_key, read_text
+from seestack_systemd.settings.keys import find_key, read_text
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs `start`, which runs before every job, an import

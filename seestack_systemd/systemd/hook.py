@@ -7,7 +7,6 @@ are read through ``subprocess.run`` with argument lists.
 
 from __future__ import annotations
 
-import os
 import time
 
 from seestack_systemd.settings.config import Config

@@ -13,7 +13,7 @@ import subprocess
 import unittest
 from typing import Dict, Set
 
-from seestack_systemd.cli import main as cli
+from seestack_systemd.cli import grammar
 
 from .support import ROOT
 
@@ -47,7 +47,7 @@ def argparse_options(parser: argparse.ArgumentParser) -> Set[str]:
 
 class Completion(unittest.TestCase):
     def setUp(self):
-        self.parser = cli.build_parser()
+        self.parser = grammar.build_parser()
 
     def test_commands(self):
         """the script completes exactly argparse's commands, and the top level's own flags"""

@@ -11,7 +11,7 @@ import shutil
 import tempfile
 import unittest
 
-from seestack_systemd.settings import config
+from seestack_systemd.settings import config, keys
 from seestack_systemd.settings.config import Config, parse_endpoint
 from seestack_systemd.errors import ConfigError
 
@@ -182,7 +182,7 @@ class ApiKeyTests(TempDirCase):
         env_key = self.write("env.key", "key-from-env-file-0003\n")
         creds = os.path.join(self.dir, "creds")
         os.mkdir(creds, 0o700)
-        with open(os.path.join(creds, config.CREDENTIAL_NAME), "w") as f:
+        with open(os.path.join(creds, keys.CREDENTIAL_NAME), "w") as f:
             f.write("key-from-credential-0004\n")
         file_key = self.write("file.key", "key-from-config-api-key-file-0005\n")
         conf = self.conf(f"api_key_file = {file_key}\n", name="with-file.conf")
@@ -214,7 +214,7 @@ class ApiKeyTests(TempDirCase):
         del environ["SEESTACK_API_KEY_FILE"]
         cfg = self.load(environ)
         self.assertEqual(cfg.api_key, "key-from-credential-0004")
-        self.assertEqual(cfg.api_key_source, f"systemd credential {config.CREDENTIAL_NAME}")
+        self.assertEqual(cfg.api_key_source, f"systemd credential {keys.CREDENTIAL_NAME}")
 
         del environ["CREDENTIALS_DIRECTORY"]
         cfg = self.load(environ)
@@ -285,7 +285,7 @@ class ApiKeyTests(TempDirCase):
         """a systemd credential is not warned about whatever its mode (systemd restricts it)"""
         creds = os.path.join(self.dir, "creds")
         os.mkdir(creds, 0o755)
-        cred = os.path.join(creds, config.CREDENTIAL_NAME)
+        cred = os.path.join(creds, keys.CREDENTIAL_NAME)
         with open(cred, "w") as f:
             f.write(KEY)
         os.chmod(cred, 0o644)

@@ -12,14 +12,16 @@ from seestack_systemd.slug import check_slug
 class Boundary(unittest.TestCase):
     def test_each_kind_has_its_code(self):
         """usage 2, bad slug or status 2, config 78, state 1, OS 1, a bug 1; hooks 0 unless --strict, usage still 2"""
-        cases = [(errors.UsageError("x"), 2), (errors.InvalidValue("x"), 2), (errors.ConfigError("x"), 78),
-                 (errors.StateError("x"), 1), (OSError(5, "EIO"), 1), (KeyError("bug"), 1)]
-        for error, code in cases:
+        # error, then the code for: ping, finish --strict, finish (a hook: only a usage error is not 0)
+        cases = [(errors.UsageError("x"), 2, 2, 2), (errors.InvalidValue("x"), 2, 2, 0),
+                 (errors.ConfigError("x"), 78, 78, 0), (errors.StateError("x"), 1, 1, 0),
+                 (OSError(5, "EIO"), 1, 1, 0), (KeyError("bug"), 1, 1, 0)]
+        for error, ping, strict_hook, hook in cases:
             with self.subTest(error=type(error).__name__):
-                self.assertEqual(cli.exit_code_for(error, "ping", strict=False), code)
-                self.assertEqual(cli.exit_code_for(error, "finish", strict=True), code)
-                self.assertEqual(cli.exit_code_for(error, "finish", strict=False), 2 if code == 2 and
-                                 isinstance(error, errors.UsageError) else 0)
+                self.assertEqual(cli.exit_code_for(error, "ping", strict=False), ping)
+                self.assertEqual(cli.exit_code_for(error, "finish", strict=True), strict_hook)
+                self.assertEqual(cli.exit_code_for(error, "finish", strict=False), hook)
+                self.assertEqual(cli.exit_code_for(error, "start", strict=False), hook)
 
     def test_domain_errors_are_typed(self):
         """a bad slug or status raises InvalidValue: the boundary's usage code, and still the SDK's ValueError"""

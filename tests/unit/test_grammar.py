@@ -1,7 +1,7 @@
 """The hooks' fast command-line path and argparse accept the same lines, with one meaning.
 
 ``start`` and ``finish`` run around every job, so their lines are read without argparse;
-both readers are built from one table (cli.HOOK_GRAMMAR). Here every line of a corpus
+both readers are built from one table (grammar.HOOK_GRAMMAR). Here every line of a corpus
 of about 7,000 is read by both: whatever the fast path accepts, argparse accepts with
 the same options, and whatever argparse rejects, the fast path does not accept. The
 fast path takes only plain lines (argparse's handling of odd ones, such as a '--' that
@@ -14,7 +14,7 @@ import itertools
 import random
 import unittest
 
-from seestack_systemd.cli import main as cli
+from seestack_systemd.cli import grammar
 
 # Words a hook line is made of: good and bad options, values, slugs, and the odd ones
 # argparse treats specially ('--', '-', '--x=y', a value that looks like an option).
@@ -23,7 +23,7 @@ WORDS = ("job", "other", "-", "--", "--unit", "--unit=a.service", "a.service", "
          "--uni", "--nope", "-x")
 
 
-PARSER = cli.build_parser()
+PARSER = grammar.build_parser()
 
 
 def by_argparse(argv):
@@ -37,8 +37,8 @@ def by_argparse(argv):
     if extra:
         return None
     ns = vars(parsed)
-    ns["settings"] = {name: ns.pop(name) for _, name, _ in cli.COMMON_OPTIONS if ns.get(name) is not None}
-    for _, name, _ in cli.COMMON_OPTIONS:
+    ns["settings"] = {name: ns.pop(name) for _, name, _ in grammar.COMMON_OPTIONS if ns.get(name) is not None}
+    for _, name, _ in grammar.COMMON_OPTIONS:
         ns.pop(name, None)
     return {k: v for k, v in ns.items() if v is not None}
 
@@ -50,14 +50,14 @@ def normal(opts):
 class Grammar(unittest.TestCase):
     def test_fast_path_agrees_with_argparse(self):
         """every start/finish line of up to 2 words, and 6,000 of 3 to 6: the fast path accepts only what argparse accepts, alike"""
-        lines = [[command, *words] for command in cli.HOOK_GRAMMAR for n in range(3)
+        lines = [[command, *words] for command in grammar.HOOK_GRAMMAR for n in range(3)
                  for words in itertools.product(WORDS, repeat=n)]
         chance = random.Random(1842)  # the same sample every run
-        lines += [[chance.choice(list(cli.HOOK_GRAMMAR)), *chance.choices(WORDS, k=chance.randint(3, 6))]
+        lines += [[chance.choice(list(grammar.HOOK_GRAMMAR)), *chance.choices(WORDS, k=chance.randint(3, 6))]
                   for _ in range(6000)]
         accepted = rejected_by_both = 0
         for argv in lines:
-            fast = cli.fast_parse(argv)
+            fast = grammar.fast_parse(argv)
             if fast is None:
                 rejected_by_both += by_argparse(argv) is None
                 continue  # parse() hands it to argparse, which decides alone
@@ -71,10 +71,10 @@ class Grammar(unittest.TestCase):
 
     def test_hook_options_are_per_command(self):
         """start takes no --status (it once did on the fast path only); finish does, with its two values"""
-        self.assertIsNone(cli.fast_parse(["start", "--status", "failed", "job"]))
+        self.assertIsNone(grammar.fast_parse(["start", "--status", "failed", "job"]))
         self.assertIsNone(by_argparse(["start", "--status", "failed", "job"]))
-        self.assertEqual(cli.fast_parse(["finish", "--status", "failed", "job"])["status"], "failed")
-        self.assertIsNone(cli.fast_parse(["finish", "--status", "bogus", "job"]))
+        self.assertEqual(grammar.fast_parse(["finish", "--status", "failed", "job"])["status"], "failed")
+        self.assertIsNone(grammar.fast_parse(["finish", "--status", "bogus", "job"]))
 
 
 if __name__ == "__main__":

@@ -71,9 +71,7 @@ class SpoolCase(unittest.TestCase):
         return r
 
     def connect(self, receiver: Receiver, timeout: float = 2.0) -> Client:
-        conn = Client(Target(config.parse_endpoint(receiver.url), KEY, "test key", timeout))
-        self.addCleanup(conn.close)
-        return conn
+        return Client(Target(config.parse_endpoint(receiver.url), KEY, "test key", timeout))
 
     def flush(self, receiver: Receiver, seconds: float = 5.0, timeout: float = 2.0) -> spool.FlushResult:
         return report.replay_dir(self.spool_dir, self.connect(receiver, timeout), time.monotonic() + seconds, self.log)
@@ -269,7 +267,6 @@ class FlushTests(SpoolCase):
         r.stop()  # the port is free again and nothing listens
         conn = Client(Target(config.parse_endpoint(url), KEY, "test key", 1.0))
         result = report.replay_dir(self.spool_dir, conn, time.monotonic() + 2, self.log)
-        conn.close()
         self.assertEqual((result.sent, result.left), (0, 2))
         self.assertEqual(len(spool.entries(self.spool_dir)), 2)
 

@@ -100,11 +100,7 @@ class HTTPS(unittest.TestCase):
 
     def post(self, url: str, ca_file=None, proxy=None, no_proxy=None):
         target = Target(parse_endpoint(url), "key-1234", "test", 2.0, ca_file, proxy, no_proxy)
-        conn = Client(target)
-        try:
-            return send(conn, BODY, RUN_ID, "job", time.monotonic() + 3)
-        finally:
-            conn.close()
+        return send(Client(target), BODY, RUN_ID, "job", time.monotonic() + 3)
 
     def test_private_ca(self):
         """ca_file makes a private CA's certificate verify: delivered over TLS"""
