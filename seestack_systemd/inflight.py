@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import os
 
+# _collections_abc, not collections.abc: os has loaded it already, and start pays for every import
+from _collections_abc import Callable
+
 from seestack_systemd.errors import StateError
 from seestack_systemd.files import O_READ_PRIVATE, atomic_write, read_private, secure_dir
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:  # heartbeat imports json, typing is milliseconds: neither on start's path
-    from collections.abc import Callable
-
+if TYPE_CHECKING:  # heartbeat imports json: not on start's path
     from seestack_systemd.heartbeat import Run
 
 RUNNING = "running"

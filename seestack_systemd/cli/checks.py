@@ -8,9 +8,7 @@ from seestack_systemd.settings.config import SETTINGS, Config
 from seestack_systemd.errors import ConfigError, SeestackError
 from seestack_systemd.systemd.unitenv import risky_units
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import List, Mapping
+from collections.abc import Mapping
 
 # In the order an operator reads them: where heartbeats go, how long they may take, where
 # runs are kept, how the connection is made, what a message holds, how much may wait.
@@ -19,7 +17,7 @@ SHOWN = ("endpoint", "timeout", "deadline", "state_dir", "data_dir", "spool_dir"
          "spool_max_bytes")
 
 
-def settings_table(cfg: Config) -> List[str]:
+def settings_table(cfg: Config) -> list[str]:
     """One line per setting: name, value, and [where it came from]; the key only as its hint."""
     found = cfg.config_file or (f"{cfg.config_path} (empty or unreadable; defaults apply)" if cfg.config_path
                                 else f"(none at {cfg.config_default}; defaults apply)")
@@ -33,7 +31,7 @@ def settings_table(cfg: Config) -> List[str]:
     return lines
 
 
-def problems(cfg: Config) -> List[str]:
+def problems(cfg: Config) -> list[str]:
     """What keeps any heartbeat from being sent: no usable endpoint, no key."""
     found = []
     for attempt in (cfg.endpoint_parsed, cfg.require_key):
@@ -44,7 +42,7 @@ def problems(cfg: Config) -> List[str]:
     return found
 
 
-def warnings(cfg: Config, user: bool, environ: Mapping[str, str]) -> List[str]:
+def warnings(cfg: Config, user: bool, environ: Mapping[str, str]) -> list[str]:
     """The settings' own warnings, units whose environment a root hook should not trust,
     heartbeats waiting in the spool, and what ``list`` would warn about."""
     found = cfg.send_warnings() + risky_units(None, False, environ)
@@ -55,7 +53,7 @@ def warnings(cfg: Config, user: bool, environ: Mapping[str, str]) -> List[str]:
     return found + _unit_warnings(cfg, user, environ)
 
 
-def _unit_warnings(cfg: Config, user: bool, environ: Mapping[str, str]) -> List[str]:
+def _unit_warnings(cfg: Config, user: bool, environ: Mapping[str, str]) -> list[str]:
     """Timers no longer scheduled, instances sharing a slug; nothing where systemd does not answer."""
     from seestack_systemd.systemd.listing import list_lines
 

@@ -6,11 +6,10 @@ from __future__ import annotations
 import os
 import sys
 
-from seestack_systemd.cli.grammar import PROG
+# _collections_abc, not collections.abc: os has loaded it already, and start pays for every import
+from _collections_abc import Iterable
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:  # typing costs the hooks an import
-    from typing import Iterable
+from seestack_systemd.cli.grammar import PROG
 
 
 class Output:

@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import os
 
+# _collections_abc, not collections.abc: os has loaded it already, and start pays for every import
+from _collections_abc import Callable
+
 from seestack_systemd.settings import paths
 from seestack_systemd.settings.endpoint import Endpoint, parse_endpoint
 from seestack_systemd.errors import ConfigError
 from seestack_systemd.settings.conffile import file_notes, parse_file, sets
 from seestack_systemd.settings.keys import find_key, read_text
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:  # typing costs `start`, which runs before every job, an import
-    from typing import Callable
 
 DEFAULT_CONFIG_FILE = "/etc/seestack/seestack.conf"
 ENV_SETTINGS = {

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import os
 
-from seestack_systemd.errors import ConfigError
+# _collections_abc, not collections.abc: os has loaded it already, and start pays for every import
+from _collections_abc import Callable
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:  # typing costs `start`, which runs before every job, an import
-    from typing import Callable
+from seestack_systemd.errors import ConfigError
 
 CREDENTIAL_NAME = "seestack-api-key"
 # systemd makes a unit's credentials directory here, owned by root (systemd.exec(5)).
