@@ -6,7 +6,7 @@ from __future__ import annotations
 from seestack_systemd.delivery import spool
 from seestack_systemd.settings.config import SETTINGS, Config
 from seestack_systemd.errors import ConfigError, SeestackError
-from seestack_systemd.systemd.unitenv import risky_units
+from seestack_systemd.systemd.units import risky_units
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
