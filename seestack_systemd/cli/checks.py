@@ -57,7 +57,7 @@ def warnings(cfg: Config, user: bool, environ: Mapping[str, str]) -> List[str]:
 
 def _unit_warnings(cfg: Config, user: bool, environ: Mapping[str, str]) -> List[str]:
     """Timers no longer scheduled, instances sharing a slug; nothing where systemd does not answer."""
-    from seestack_systemd.systemd.listing import list_lines
+    from seestack_systemd.cli.listing import list_lines
 
     try:
         return list_lines(cfg, user=user, environ=dict(environ))[1]

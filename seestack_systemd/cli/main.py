@@ -280,7 +280,7 @@ def cmd_units(opts, environ, out: Output) -> int:
     root, user = opts.get("root"), bool(opts.get("user"))
     session = environ if user else None  # whose systemd manager systemctl talks to (None: the system's)
     if opts["command"] == "list":
-        from seestack_systemd.systemd.listing import list_lines
+        from seestack_systemd.cli.listing import list_lines
 
         cfg = config.load(environ, opts["settings"], with_key=False, user=user)
         lines, warnings = list_lines(cfg, root=root, user=user, show_all=bool(opts.get("all")), environ=environ,

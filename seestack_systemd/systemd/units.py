@@ -1,6 +1,6 @@
 """Monitoring drop-ins: ``enable`` writes UNIT.d/seestack.conf from the template shipped
 in the package (seestack_systemd/systemd/seestack.conf.in), ``disable`` removes exactly that;
-``monitored`` says what is monitored (listing.py shows it), and ``risky_units`` which of
+``monitored`` says what is monitored (cli/listing.py shows it), and ``risky_units`` which of
 those run their root hooks with an environment root does not own (unitenv.py's checks)."""
 
 from __future__ import annotations
