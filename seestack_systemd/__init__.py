@@ -10,7 +10,7 @@ Names are resolved lazily so that ``seestack-hook start`` (which imports this
 package) never pays for the network modules the library needs.
 """
 
-__version__ = "0.1.0"
+from seestack_systemd.contract import VERSION as __version__
 
 __all__ = ["JobHandle", "configure", "finish_job", "monitor", "start_job", "__version__"]
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import time
 
-from seestack_systemd import __version__
-
+# The package's version (seestack_systemd.__version__ is this; pyproject.toml says the same).
+VERSION = "0.1.0"
 INGEST_PATH = "/v1/cron/heartbeats"
 SDK_NAME = "seestack-systemd"
-SDK = {"name": SDK_NAME, "version": __version__}
+SDK = {"name": SDK_NAME, "version": VERSION}
 STATUSES = ("success", "failed")
 MESSAGE_LIMIT_BYTES = 4096
 TRUNCATION_MARK = "…[truncated]"

@@ -1,4 +1,5 @@
-"""One run of a job as the heartbeat the ingest contract describes (seestack-ingest-api.md)."""
+"""One run of a job as the heartbeat the ingest contract describes (seestack-ingest-api.md),
+and how a run ended in the words its message starts with (the hooks' and ``run``'s alike)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from seestack_systemd.contract import MESSAGE_LIMIT_BYTES, SDK, STATUSES, TRUNCA
 from seestack_systemd.errors import InvalidValue
 from seestack_systemd.record import Record
 
-__all__ = ["MESSAGE_LIMIT_BYTES", "TRUNCATION_MARK", "Run", "body", "check_status", "clean_message"]
+__all__ = ["MESSAGE_LIMIT_BYTES", "TRUNCATION_MARK", "Run", "body", "check_status", "clean_message", "how_it_ended",
+           "tail_within"]
 
 # Control characters other than newline and tab would garble an alert or a terminal.
 _CONTROL = dict.fromkeys(c for c in range(32) if c not in (9, 10))
@@ -72,3 +74,68 @@ def body(run: Run) -> bytes:
         doc["source"] = run.source
     doc["sdk"] = SDK
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+# systemd's own exit statuses (systemd.exec(5)) for the ways a job can fail to start.
+EXEC_STATUSES = {
+    200: "CHDIR: the working directory could not be entered",
+    203: "EXEC: the command could not be executed; is the binary missing or not executable?",
+    204: "STDOUT: standard output could not be set up",
+    206: "NICE", 209: "STDIN: standard input could not be set up",
+    210: "CHROOT", 214: "SETSCHEDULER", 216: "GROUP: the group could not be found",
+    217: "USER: the user could not be found",
+    218: "CAPABILITIES", 222: "RUNTIME_DIRECTORY", 225: "KEYRING", 226: "NAMESPACE: the sandbox could not be set up",
+    227: "NO_NEW_PRIVILEGES", 228: "SECCOMP", 233: "STATE_DIRECTORY", 238: "LOGS_DIRECTORY",
+    243: "CREDENTIALS: a credential could not be loaded",
+}
+
+
+def signal_name(value: str) -> str:
+    """``KILL`` or ``9`` -> ``SIGKILL``; a number that is no signal stays ``signal 99``."""
+    if value.isdigit():
+        import signal  # only a run that a signal ended pays for its enum
+
+        try:
+            return signal.Signals(int(value)).name
+        except ValueError:
+            return f"signal {value}"
+    return value if value.startswith("SIG") else f"SIG{value}"
+
+
+def how_it_ended(exit_code: str | None, exit_status: str | None) -> str:
+    """``exited with status 1``, ``killed by SIGKILL``, ``dumped core after SIGSEGV``."""
+    if not exit_code:
+        return ""
+    status = exit_status or "?"
+    if exit_code == "exited":
+        text = f"exited with status {status}"
+        if status.isdigit() and int(status) in EXEC_STATUSES:
+            text += f" ({EXEC_STATUSES[int(status)]})"
+        return text
+    if exit_code == "killed":
+        return f"killed by {signal_name(status)}"
+    if exit_code == "dumped":
+        return f"dumped core after {signal_name(status)}"
+    return f"{exit_code} {status}"
+
+
+def tail_within(head: str, lines: list[str], limit: int = MESSAGE_LIMIT_BYTES) -> str:
+    """``head`` then as many of the *last* ``lines`` as fit in ``limit`` bytes: the end of
+    a job's output says why it failed, so that is what is kept. When output had to be
+    left out, the message ends with the contract's ``…[truncated]``."""
+    mark = "\n" + TRUNCATION_MARK
+    room = limit - len(head.encode("utf-8")) - 1 - len(mark.encode("utf-8"))
+    kept: list[str] = []
+    cut = False
+    for line in reversed(lines):
+        data = line.encode("utf-8")
+        if len(data) + 1 > room:
+            if not kept and room > 64:
+                # One huge last line: its end is still the part worth reading.
+                kept.append("…" + data[-(room - 4):].decode("utf-8", "ignore"))
+            cut = True
+            break
+        kept.append(line)
+        room -= len(data) + 1
+    text = "\n".join([head, *reversed(kept)]) if kept else head
+    return text + mark if cut else text

@@ -6,7 +6,7 @@ from __future__ import annotations
 from seestack_systemd.delivery import spool
 from seestack_systemd.settings.config import SETTINGS, Config
 from seestack_systemd.errors import ConfigError, SeestackError
-from seestack_systemd.systemd.unitenv import risky_units
+from seestack_systemd.systemd.units import risky_units
 
 from collections.abc import Mapping
 
@@ -55,7 +55,7 @@ def warnings(cfg: Config, user: bool, environ: Mapping[str, str]) -> list[str]:
 
 def _unit_warnings(cfg: Config, user: bool, environ: Mapping[str, str]) -> list[str]:
     """Timers no longer scheduled, instances sharing a slug; nothing where systemd does not answer."""
-    from seestack_systemd.systemd.listing import list_lines
+    from seestack_systemd.cli.listing import list_lines
 
     try:
         return list_lines(cfg, user=user, environ=dict(environ))[1]

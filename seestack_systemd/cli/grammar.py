@@ -8,7 +8,7 @@ loaded only for help, errors and the other commands.
 
 from __future__ import annotations
 
-from seestack_systemd import __version__
+from seestack_systemd.contract import VERSION
 
 PROG = "seestack-hook"
 
@@ -124,7 +124,7 @@ def build_parser():
                "Run 'seestack-hook COMMAND --help' for each command; see seestack-hook(1).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    parser.add_argument("--version", action="version", version=f"{PROG} {VERSION}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     parser.commands = {}  # type: ignore[attr-defined]  # name -> its parser, for its usage on errors

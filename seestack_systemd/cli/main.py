@@ -193,7 +193,7 @@ def cmd_run(opts, environ, out: Output) -> int:
     # The job gets our environment minus the key: it is the agent's secret, not the job's.
     job_env = {k: v for k, v in environ.items() if k != "SEESTACK_API_KEY"}
     tail_lines = cfg.output_lines if cfg is not None else 0
-    run_id, overlap = begin_run(cfg, slug, cmd, out) if cfg is not None else ("", {})
+    run_id, overlap = begin_run(cfg, slug, cmd, out.log) if cfg is not None else ("", {})
     # A signal once the job has ended (cron or a terminal stopping us mid-delivery) is
     # noted, not obeyed: the heartbeat still goes out and we exit with the job's status.
     late: list[int] = []
@@ -278,7 +278,7 @@ def cmd_units(opts, environ, out: Output) -> int:
     root, user = opts.get("root"), bool(opts.get("user"))
     session = environ if user else None  # whose systemd manager systemctl talks to (None: the system's)
     if opts["command"] == "list":
-        from seestack_systemd.systemd.listing import list_lines
+        from seestack_systemd.cli.listing import list_lines
 
         cfg = config.load(environ, opts["settings"], with_key=False, user=user)
         lines, warnings = list_lines(cfg, root=root, user=user, show_all=bool(opts.get("all")), environ=environ,

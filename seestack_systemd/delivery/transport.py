@@ -24,8 +24,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable  # not typing: that is milliseconds of every finish
 
-from seestack_systemd import __version__
-from seestack_systemd.contract import SDK_NAME
+from seestack_systemd.contract import SDK_NAME, VERSION
 from seestack_systemd.settings.endpoint import Endpoint, parse_endpoint
 from seestack_systemd.errors import ConfigError
 from seestack_systemd.delivery.policy import Answer
@@ -37,7 +36,7 @@ MAX_LINE_BYTES = 65537
 SYSTEM_CA_DIR = "/etc/ssl/certs"  # Debian's hashed trust store (ca-certificates)
 
 USER_AGENT = "{}/{} (python/{}.{}; {} {})".format(
-    SDK_NAME, __version__, sys.version_info[0], sys.version_info[1], os.uname().sysname, os.uname().release
+    SDK_NAME, VERSION, sys.version_info[0], sys.version_info[1], os.uname().sysname, os.uname().release
 )
 
 

@@ -1,7 +1,7 @@
 """Cron jobs in crontab text, for ``list --all``: which jobs are not reported to SeeStack,
 and the line that would report them (``seestack-hook run SLUG -- COMMAND``).
 
-A pure function of a file's text: listing.py reads the files. The syntax is Debian
+A pure function of a file's text: cli/listing.py reads the files. The syntax is Debian
 cron's (crontab(5)): blank lines and ``#`` comments; ``NAME=value`` environment
 lines; a schedule of five fields or one ``@reboot``/``@daily``-style word; in the
 system crontab (/etc/crontab) and /etc/cron.d/* then the user the job runs as; then

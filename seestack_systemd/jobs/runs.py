@@ -15,9 +15,8 @@ from seestack_systemd.state import new_run_id
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # the runner's imports (subprocess, threads) are run's alone, not ping's
-    from typing import Dict, List, Optional, Tuple
+    from typing import Callable, Dict, List, Optional, Tuple
 
-    from seestack_systemd.cli.log import Output
     from seestack_systemd.jobs.runner import Finished
 
 
@@ -56,10 +55,11 @@ def monitoring(environ: dict, settings: dict, slug: str) -> Tuple[Optional[confi
     return cfg, cfg.send_warnings(), ""
 
 
-def begin_run(cfg: config.Config, slug: str, argv: list[str], out: Output) -> Tuple[str, Dict[str, object]]:
+def begin_run(cfg: config.Config, slug: str, argv: list[str],
+              log: Callable[[str, str], None]) -> Tuple[str, Dict[str, object]]:
     """``run``'s in-progress record (so a reboot mid-run is still reported): the run's id, and
     the other runs of ``slug`` it found still going (see inflight.begin). A record that
-    cannot be written is said, and the command runs all the same."""
+    cannot be written is said through ``log(level, text)``, and the command runs all the same."""
     from seestack_systemd.state import current_boot_id
 
     run_id = new_run_id()
@@ -68,7 +68,7 @@ def begin_run(cfg: config.Config, slug: str, argv: list[str], out: Output) -> Tu
                                       os.uname().nodename, {"command": {"argv0": os.path.basename(argv[0])}},
                                       os.getpid())
     except StateError as e:
-        out.log("warning", f"{slug}: {e}; {inflight.UNREPORTED}")
+        log("warning", f"{slug}: {e}; {inflight.UNREPORTED}")
     return run_id, {}
 
 

@@ -15,13 +15,11 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from socketserver import TCPServer
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional, Tuple, Union
+from typing import Any, Iterable, Mapping, Optional, Protocol, Tuple, Union
 
 from seestack_systemd.receiver.printer import Request
+from seestack_systemd.receiver.replies import Reply
 from seestack_systemd.receiver.validator import show, small_int
-
-if TYPE_CHECKING:
-    from seestack_systemd.receiver.receive import Receiver
 
 # Far above any real heartbeat (the message is capped at 4 KiB); a bigger body gets 413 unread.
 MAX_BODY_BYTES = 1 << 20
@@ -30,12 +28,23 @@ TRICKLE_INTERVAL = 1.0
 _SOCKET_TIMEOUT = 30.0
 
 
+class Answerer(Protocol):
+    """What the server asks of whoever decides the answers (``Receiver``): the server never imports it."""
+
+    stopping: threading.Event
+
+    def answer(self, method: str, path: str, headers: dict, body: bytes,
+               received_at: float) -> Tuple[Request, Optional[Reply], Union[dict, str, None]]: ...
+
+    def record(self, request: Request) -> None: ...
+
+
 class IngestServer(ThreadingHTTPServer):
     """ThreadingHTTPServer that knows its live connections, so stop() can release them."""
 
     daemon_threads = True
 
-    def __init__(self, address: Tuple[str, int], receiver: Receiver) -> None:
+    def __init__(self, address: Tuple[str, int], receiver: Answerer) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.receiver = receiver
         self._live: dict = {}

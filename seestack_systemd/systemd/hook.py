@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 from seestack_systemd.settings.config import Config
-from seestack_systemd.heartbeat import MESSAGE_LIMIT_BYTES, TRUNCATION_MARK, Run
+from seestack_systemd.heartbeat import Run, how_it_ended, tail_within
 from seestack_systemd.record import Record
 from seestack_systemd.state import StartRecord, current_boot_id
 
@@ -24,18 +24,6 @@ JOURNAL_SETTLE_S = 0.05
 JOURNAL_MAX_READS = 6
 SYSTEMCTL_TIMEOUT_S = 2.0
 
-# systemd's own exit statuses (systemd.exec(5)) for the ways a job can fail to start.
-EXEC_STATUSES = {
-    200: "CHDIR: the working directory could not be entered",
-    203: "EXEC: the command could not be executed; is the binary missing or not executable?",
-    204: "STDOUT: standard output could not be set up",
-    206: "NICE", 209: "STDIN: standard input could not be set up",
-    210: "CHROOT", 214: "SETSCHEDULER", 216: "GROUP: the group could not be found",
-    217: "USER: the user could not be found",
-    218: "CAPABILITIES", 222: "RUNTIME_DIRECTORY", 225: "KEYRING", 226: "NAMESPACE: the sandbox could not be set up",
-    227: "NO_NEW_PRIVILEGES", 228: "SECCOMP", 233: "STATE_DIRECTORY", 238: "LOGS_DIRECTORY",
-    243: "CREDENTIALS: a credential could not be loaded",
-}
 RESULT_WORDS = {
     "timeout": "ran past its time limit",
     "watchdog": "the watchdog timed out",
@@ -65,35 +53,6 @@ class StopEnv(Record):
             environ.get("EXIT_CODE") or None,
             environ.get("EXIT_STATUS") or None,
         )
-
-
-def signal_name(value: str) -> str:
-    """``KILL`` or ``9`` -> ``SIGKILL``; a number that is no signal stays ``signal 99``."""
-    if value.isdigit():
-        import signal  # only a run that a signal ended pays for its enum
-
-        try:
-            return signal.Signals(int(value)).name
-        except ValueError:
-            return f"signal {value}"
-    return value if value.startswith("SIG") else f"SIG{value}"
-
-
-def how_it_ended(exit_code: str | None, exit_status: str | None) -> str:
-    """``exited with status 1``, ``killed by SIGKILL``, ``dumped core after SIGSEGV``."""
-    if not exit_code:
-        return ""
-    status = exit_status or "?"
-    if exit_code == "exited":
-        text = f"exited with status {status}"
-        if status.isdigit() and int(status) in EXEC_STATUSES:
-            text += f" ({EXEC_STATUSES[int(status)]})"
-        return text
-    if exit_code == "killed":
-        return f"killed by {signal_name(status)}"
-    if exit_code == "dumped":
-        return f"dumped core after {signal_name(status)}"
-    return f"{exit_code} {status}"
 
 
 def summary(env: StopEnv) -> str:
@@ -194,28 +153,6 @@ def journal_tail(invocation_id: str, lines: int, sleep=time.sleep, unit: str | N
         previous = out
         sleep(JOURNAL_SETTLE_S)
     return (previous or "").splitlines()
-
-
-def tail_within(head: str, lines: list[str], limit: int = MESSAGE_LIMIT_BYTES) -> str:
-    """``head`` then as many of the *last* ``lines`` as fit in ``limit`` bytes: the end of
-    a job's output says why it failed, so that is what is kept. When output had to be
-    left out, the message ends with the contract's ``…[truncated]``."""
-    mark = "\n" + TRUNCATION_MARK
-    room = limit - len(head.encode("utf-8")) - 1 - len(mark.encode("utf-8"))
-    kept: list[str] = []
-    cut = False
-    for line in reversed(lines):
-        data = line.encode("utf-8")
-        if len(data) + 1 > room:
-            if not kept and room > 64:
-                # One huge last line: its end is still the part worth reading.
-                kept.append("…" + data[-(room - 4):].decode("utf-8", "ignore"))
-            cut = True
-            break
-        kept.append(line)
-        room -= len(data) + 1
-    text = "\n".join([head, *reversed(kept)]) if kept else head
-    return text + mark if cut else text
 
 
 def finished_run(

@@ -157,33 +157,3 @@ def unit_risks(files: list[str], top: str = "/") -> list[str]:
 WHY = ("the root hooks run with that environment, and the loader honours LD_PRELOAD from it before any hook"
        " code runs: whoever can write it gets root")
 FIX = "make the file and its directories root's (chown root:root; chmod go-w), or move the settings into the unit"
-
-
-def unit_env_risks(service: str, root: str | None, user: bool, environ: Mapping[str, str]) -> list[str]:
-    """Why the root hooks must not run with ``service``'s environment ([] when they may).
-    User units run their hooks as the user: no privilege to gain there."""
-    from seestack_systemd.systemd.units import unit_file
-
-    if user:
-        return []
-    if root or "@." in service:  # systemctl shows no template: read its files
-        return unit_risks(environment_files_in(root or "/", unit_file(root, False, service, environ)), root or "/")
-    return unit_risks(environment_files([service]).get(service, []))
-
-
-def risky_units(root: str | None, user: bool, environ: Mapping[str, str]) -> list[str]:
-    """One warning per monitored unit whose root hooks run with an environment root does not own."""
-    from seestack_systemd.systemd.units import monitored
-
-    services = [entry.service for entry in monitored(root, user, environ)]
-    if user or not services:
-        return []
-    files = {} if root else environment_files([s for s in services if "@." not in s])
-    found = []
-    for service in services:
-        risks = (unit_env_risks(service, root, user, environ) if root or "@." in service
-                 else unit_risks(files.get(service, [])))
-        if risks:
-            found.append(f"{service}: its root hooks run with an environment others can change: {'; '.join(risks)};"
-                         f" {FIX}")
-    return found

@@ -1,6 +1,7 @@
 """Monitoring drop-ins: ``enable`` writes UNIT.d/seestack.conf from the template shipped
 in the package (seestack_systemd/systemd/seestack.conf.in), ``disable`` removes exactly that;
-``monitored`` says what is monitored (listing.py shows it)."""
+``monitored`` says what is monitored (cli/listing.py shows it), and ``risky_units`` which of
+those run their root hooks with an environment root does not own (unitenv.py's checks)."""
 
 from __future__ import annotations
 
@@ -217,7 +218,7 @@ def enable(unit: str, slug: Optional[str], root: Optional[str] = None, user: boo
     """Write the monitoring drop-in for ``unit`` calling ``hook`` (idempotent; ``force`` to
     change the slug, or to monitor a unit whose environment is not root's), with
     ``settings`` as flags."""
-    from seestack_systemd.systemd.unitenv import FIX, WHY, unit_env_risks
+    from seestack_systemd.systemd.unitenv import FIX, WHY
 
     service, timer = resolve(unit, root, user, environ)
     derived = slug is None
@@ -291,4 +292,34 @@ def monitored(root: Optional[str], user: bool, environ: Mapping[str, str]) -> Li
         mine = read_dropin(path)
         if mine:
             found.append(Monitored(os.path.basename(os.path.dirname(path))[: -len(".d")], *mine))
+    return found
+
+
+def unit_env_risks(service: str, root: Optional[str], user: bool, environ: Mapping[str, str]) -> List[str]:
+    """Why the root hooks must not run with ``service``'s environment ([] when they may).
+    User units run their hooks as the user: no privilege to gain there."""
+    from seestack_systemd.systemd.unitenv import environment_files, environment_files_in, unit_risks
+
+    if user:
+        return []
+    if root or "@." in service:  # systemctl shows no template: read its files
+        return unit_risks(environment_files_in(root or "/", unit_file(root, False, service, environ)), root or "/")
+    return unit_risks(environment_files([service]).get(service, []))
+
+
+def risky_units(root: Optional[str], user: bool, environ: Mapping[str, str]) -> List[str]:
+    """One warning per monitored unit whose root hooks run with an environment root does not own."""
+    from seestack_systemd.systemd.unitenv import FIX, environment_files, unit_risks
+
+    services = [entry.service for entry in monitored(root, user, environ)]
+    if user or not services:
+        return []
+    files = {} if root else environment_files([s for s in services if "@." not in s])
+    found = []
+    for service in services:
+        risks = (unit_env_risks(service, root, user, environ) if root or "@." in service
+                 else unit_risks(files.get(service, [])))
+        if risks:
+            found.append(f"{service}: its root hooks run with an environment others can change: {'; '.join(risks)};"
+                         f" {FIX}")
     return found

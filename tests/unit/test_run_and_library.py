@@ -154,7 +154,7 @@ class Heartbeat(unittest.TestCase):
 
     def test_tail_cut_is_marked(self):
         """a failure's output tail cut to fit 4096 bytes keeps the last lines and ends with …[truncated]"""
-        from seestack_systemd.systemd.hook import tail_within
+        from seestack_systemd.heartbeat import tail_within
 
         message = tail_within("exit-code: exited with status 1", [f"line {i} " + "x" * 400 for i in range(20)])
         self.assertLessEqual(len(message.encode()), MESSAGE_LIMIT_BYTES)

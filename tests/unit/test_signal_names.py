@@ -8,7 +8,7 @@ import sys
 import unittest
 
 from seestack_systemd.receiver.receive import Receiver
-from seestack_systemd.systemd.hook import how_it_ended
+from seestack_systemd.heartbeat import how_it_ended
 
 from .support import HookTestCase
 

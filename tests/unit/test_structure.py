@@ -1,7 +1,9 @@
 """The package's shape, as the README's Development table states it: one module (cli.py)
-that reads the process environment, prints and exits; and an import budget for the two
-command lines a drop-in runs around every job."""
+that reads the process environment, prints and exits; an import budget for the two
+command lines a drop-in runs around every job; and the import graph: no cycle, and each
+subpackage imports only the layers below it."""
 
+import ast
 import io
 import os
 import re
@@ -30,6 +32,23 @@ ALLOWED = {
 }
 
 
+# The import layers: shared top-level modules <- settings <- {systemd, delivery, receiver} <- jobs <- cli.
+# Each layer may import the layers named here (its own included); every other import is a violation.
+SHARED = {"contract", "errors", "files", "heartbeat", "inflight", "record", "slug", "state"}
+MAY_IMPORT = {
+    "shared": {"shared"},
+    "settings": {"shared", "settings"},
+    "systemd": {"shared", "settings", "systemd"},
+    "delivery": {"shared", "settings", "delivery"},
+    "receiver": {"shared", "settings", "receiver"},
+    "jobs": {"shared", "settings", "systemd", "delivery", "receiver", "jobs"},
+    "cli": {"shared", "settings", "systemd", "delivery", "receiver", "jobs", "cli", "package"},
+    # The package's __init__: the version from contract.py, the library's names lazily from jobs.api.
+    "package": {"shared", "jobs"},
+    "__main__": {"cli"},
+}
+
+
 def _code(text):
     """The module's tokens but its comments and strings, joined by spaces."""
     # FSTRING_MIDDLE: an f-string's text on Python 3.12+, where f-strings are tokenized.
@@ -42,6 +61,72 @@ def _modules():
     """Every module's path under the package, e.g. cli/main.py."""
     return sorted(os.path.relpath(os.path.join(top, name), PACKAGE) for top, _, names in os.walk(PACKAGE)
                   for name in names if name.endswith(".py"))
+
+
+def _module_name(path):
+    """cli/main.py -> seestack_systemd.cli.main; cli/__init__.py -> seestack_systemd.cli."""
+    parts = ["seestack_systemd", *path[: -len(".py")].split("/")]
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports():
+    """Every import of a package module by a package module, wherever it is (a function's,
+    under TYPE_CHECKING, ...): (importer, imported, line) with the modules' dotted names."""
+    paths = {_module_name(path): path for path in _modules()}
+    found = []
+    for importer, path in paths.items():
+        with open(os.path.join(PACKAGE, path), encoding="utf-8") as f:
+            tree = ast.parse(f.read(), path)
+        package = importer if path.endswith("__init__.py") else importer.rpartition(".")[0]
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:  # relative: from the importer's package up
+                    anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join(anchor + ([base] if base else []))
+                # `from pkg import name` imports the module pkg.name when there is one, else pkg itself.
+                targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in paths else base
+                           for alias in node.names]
+            else:
+                continue
+            for target in dict.fromkeys(targets):
+                if target in paths:
+                    found.append((importer, target, node.lineno))
+    return paths, found
+
+
+def _layer(name):
+    """The layer of a module's dotted name, or None for a top-level module the table does not know."""
+    parts = name.split(".")[1:]
+    if not parts:
+        return "package"
+    if len(parts) == 1 and parts[0] not in MAY_IMPORT:
+        return "shared" if parts[0] in SHARED else ("__main__" if parts[0] == "__main__" else None)
+    return parts[0]
+
+
+def _cycles(edges):
+    """One cycle (a list of modules, the first repeated at the end) through each back edge
+    of a depth-first walk: none when the graph has no cycle."""
+    found, state, stack = [], {}, []
+
+    def visit(node):
+        state[node] = "open"
+        stack.append(node)
+        for target in sorted(edges.get(node, ())):
+            if state.get(target) == "open":
+                found.append(stack[stack.index(target):] + [target])
+            elif target not in state:
+                visit(target)
+        stack.pop()
+        state[node] = "done"
+
+    for node in sorted(edges):
+        if node not in state:
+            visit(node)
+    return found
 
 
 class Structure(unittest.TestCase):
@@ -80,6 +165,30 @@ class Structure(unittest.TestCase):
                 if name not in allowed and re.search(pattern, text):
                     found.setdefault(name, []).append(pattern)
         self.assertEqual(found, {}, "pass the environment in, return lines or raise a typed error instead")
+
+    def test_no_import_cycle(self):
+        """no module imports (directly or through others) a module that imports it, counting imports in functions"""
+        paths, found = _imports()
+        edges, lines = {}, {}
+        for importer, target, line in found:
+            edges.setdefault(importer, set()).add(target)
+            lines.setdefault((importer, target), line)
+        # e.g. systemd/units.py:220 -> systemd/unitenv.py:165 -> systemd/units.py (each importer's line)
+        described = [" -> ".join([f"{paths[a]}:{lines[a, b]}" for a, b in zip(cycle, cycle[1:])] + [paths[cycle[-1]]])
+                     for cycle in _cycles(edges)]
+        if described:
+            self.fail("import cycles (make each dependency one-way):\n" + "\n".join(described))
+
+    def test_layers(self):
+        """each subpackage imports only the layers below it (and itself); cli only from __main__"""
+        paths, found = _imports()
+        unknown = sorted(name for name in paths if _layer(name) is None)
+        self.assertEqual(unknown, [], f"top-level modules not in the layer table (SHARED: {sorted(SHARED)})")
+        wrong = [f"{paths[importer]}:{line} imports {target} ({_layer(importer)} may import only"
+                 f" {', '.join(sorted(MAY_IMPORT[_layer(importer)]))})"
+                 for importer, target, line in found if _layer(target) not in MAY_IMPORT[_layer(importer)]]
+        if wrong:
+            self.fail("imports against the layers:\n" + "\n".join(wrong))
 
 
 if __name__ == "__main__":

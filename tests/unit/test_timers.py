@@ -17,7 +17,7 @@ from seestack_systemd.systemd import nextrun
 from seestack_systemd.heartbeat import Run, body
 from seestack_systemd.receiver.receive import Receiver
 from seestack_systemd.slug import expand, slugify
-from seestack_systemd.systemd.units import render
+from seestack_systemd.systemd.dropin import render
 
 from .support import API_KEY, INVOCATION, ROOT, HookTestCase
 

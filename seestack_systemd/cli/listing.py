@@ -19,7 +19,7 @@ from seestack_systemd.cli.listview import Listing, render
 from seestack_systemd.systemd.nextrun import next_elapse_now
 from seestack_systemd.slug import expand, slug_from_name
 from seestack_systemd.systemd.timerstate import not_scheduled, show_units, timers
-from seestack_systemd.systemd.units import OWN_TIMER, Monitored, monitored
+from seestack_systemd.systemd.units import OWN_TIMER, Monitored, monitored, risky_units
 
 SENT_WORDS = {"delivered": "delivered", "duplicate": "delivered", "temporary": "spooled"}
 
@@ -121,7 +121,6 @@ def list_rows(config: Config, root: Optional[str] = None, user: bool = False, sh
               environ: Mapping[str, str] = {}) -> Listing:
     """Every row ``seestack-hook list`` shows (listview.py says what each kind holds)."""
     from seestack_systemd.delivery import spool
-    from seestack_systemd.systemd.unitenv import risky_units
 
     if root and not os.path.isdir(root):
         raise UsageError(f"--root {root}: no such directory; give the staging root that holds etc/ and usr/")
