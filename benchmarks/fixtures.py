@@ -55,8 +55,8 @@ IMPORT_STEPS = {
     "step-stdlib": "import urllib.request, json, configparser",
     "step-ours": "import sys; sys.path.insert(0, {root!r}); import urllib.request, json, configparser; "
                  + "; ".join(f"import seestack_systemd.{name}" for name in (
-                     "cli", "config", "state", "systemd", "heartbeat", "report", "spool", "policy", "transport",
-                     "slug", "unitenv")),
+                     "cli.main", "settings.config", "state", "systemd.hook", "heartbeat", "delivery.report",
+                     "delivery.spool", "delivery.policy", "delivery.transport", "slug", "systemd.unitenv")),
 }
 # The same for an https endpoint whose certificate a private CA signed (its file in argv[5]).
 URLLIB_HTTPS_SCRIPT = URLLIB_SCRIPT.replace("import sys,", "import ssl, sys,").replace(
