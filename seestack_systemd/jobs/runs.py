@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 
 from seestack_systemd.settings import config
 from seestack_systemd import inflight
@@ -15,8 +16,6 @@ from seestack_systemd.state import new_run_id
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # the runner's imports (subprocess, threads) are run's alone, not ping's
-    from typing import Callable, Dict, List, Optional, Tuple
-
     from seestack_systemd.jobs.runner import Finished
 
 
@@ -37,7 +36,7 @@ def check_run(slug: str, host: str, now: float | None = None) -> Run:
                "seestack-hook check --send", host, {"manual": {"command": "check"}})
 
 
-def monitoring(environ: dict, settings: dict, slug: str) -> Tuple[Optional[config.Config], List[str], str]:
+def monitoring(environ: dict, settings: dict, slug: str) -> tuple[config.Config | None, list[str], str]:
     """The config ``run`` reports with, the warnings to show before the command starts (its
     output must not bury them), and why the command runs unmonitored ("" when it does not):
     a monitoring problem never keeps the job from running."""
@@ -56,7 +55,7 @@ def monitoring(environ: dict, settings: dict, slug: str) -> Tuple[Optional[confi
 
 
 def begin_run(cfg: config.Config, slug: str, argv: list[str],
-              log: Callable[[str, str], None]) -> Tuple[str, Dict[str, object]]:
+              log: Callable[[str, str], None]) -> tuple[str, dict[str, object]]:
     """``run``'s in-progress record (so a reboot mid-run is still reported): the run's id, and
     the other runs of ``slug`` it found still going (see inflight.begin). A record that
     cannot be written is said through ``log(level, text)``, and the command runs all the same."""
@@ -73,7 +72,7 @@ def begin_run(cfg: config.Config, slug: str, argv: list[str],
 
 
 def command_run(slug: str, argv: list[str], finished: Finished, host: str, run_id: str = "",
-                overlap: Optional[Dict[str, object]] = None) -> Run:
+                overlap: dict[str, object] | None = None) -> Run:
     """The heartbeat for the command ``run`` ran (``argv``), from how it ended; ``run_id``
     the one its in-progress record has (a new one when ''), ``overlap`` what that found."""
     run = Run(slug, "success" if finished.success else "failed", run_id or new_run_id(),

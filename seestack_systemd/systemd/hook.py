@@ -8,15 +8,12 @@ are read through ``subprocess.run`` with argument lists.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping  # loaded already on finish's path (report)
 
 from seestack_systemd.settings.config import Config
 from seestack_systemd.heartbeat import Run, how_it_ended, tail_within
 from seestack_systemd.record import Record
 from seestack_systemd.state import StartRecord, current_boot_id
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:  # typing costs every finish an import
-    from typing import Mapping
 
 # The journal can get a job's last lines a little after its exit: re-read until
 # two reads agree, waiting this long between reads, at most this many times.

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import os
 import stat
-TYPE_CHECKING = False
-if TYPE_CHECKING:  # typing costs the hooks, which import hook_notes, an import
-    from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence  # loaded already on finish's path (report)
 
 SHOW_TIMEOUT_S = 10.0
 
