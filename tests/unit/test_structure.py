@@ -4,6 +4,8 @@ command lines a drop-in runs around every job; and the import graph: no cycle, a
 subpackage imports only the layers below it."""
 
 import ast
+import importlib
+import inspect
 import io
 import os
 import re
@@ -11,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import tokenize
+import typing
 import unittest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -129,6 +132,34 @@ def _cycles(edges):
     return found
 
 
+# Public names whose annotations typing.get_type_hints cannot resolve yet, each for a reason
+# measured on the hooks' path: transport's Client is imported only once the run's end time is
+# read (urllib, ~30 ms); heartbeat (json) is not on start's path; runner (subprocess, threads)
+# is run's alone. The list is exact: a name that resolves must leave it, a new one may not join.
+UNRESOLVED_HINTS = {
+    "delivery.report.connect", "delivery.report.send", "delivery.report.replay", "delivery.report.replay_dir",
+    "inflight.note_overlap", "jobs.runs.command_run",
+}
+
+
+def _public_hinted():
+    """(dotted name under the package, object) for every public function, class and method."""
+    for path in _modules():
+        if path.endswith("__main__.py"):
+            continue
+        name = path[:-3].replace("/", ".").removesuffix(".__init__").removesuffix("__init__")
+        module = importlib.import_module("seestack_systemd" + ("." + name if name else ""))
+        for attr, obj in vars(module).items():
+            if attr.startswith("_") or getattr(obj, "__module__", None) != module.__name__:
+                continue
+            if inspect.isfunction(obj) or inspect.isclass(obj):
+                yield f"{name}.{attr}".lstrip("."), obj
+            if inspect.isclass(obj):
+                for meth, fn in vars(obj).items():
+                    if inspect.isfunction(fn) and (meth == "__init__" or not meth.startswith("_")):
+                        yield f"{name}.{attr}.{meth}".lstrip("."), fn
+
+
 class Structure(unittest.TestCase):
     def test_hook_import_budget(self):
         """the drop-in's own command lines (start/finish --unit, as systemd runs them) stay within their import budget"""
@@ -156,7 +187,7 @@ class Structure(unittest.TestCase):
                                      f" {budget}: {' '.join(added)}")
 
     def test_only_the_boundaries_touch_the_process(self):
-        """os.environ, print() and sys.exit() appear only in cli.py (and the library's own entry, api.py)"""
+        """os.environ, print() and sys.exit() appear only in cli/main.py (and the library's own entry, jobs/api.py)"""
         found = {}
         for name in _modules():
             with open(os.path.join(PACKAGE, name), encoding="utf-8") as f:
@@ -189,6 +220,17 @@ class Structure(unittest.TestCase):
                  for importer, target, line in found if _layer(target) not in MAY_IMPORT[_layer(importer)]]
         if wrong:
             self.fail("imports against the layers:\n" + "\n".join(wrong))
+
+    @unittest.skipIf(sys.version_info < (3, 10), "PEP 604 unions (X | None) in annotations evaluate from 3.10 on")
+    def test_type_hints_resolve(self):
+        """typing.get_type_hints resolves for every public function, method and class (but the listed few)"""
+        failed = set()
+        for name, obj in _public_hinted():
+            try:
+                typing.get_type_hints(obj)
+            except Exception:  # NameError, TypeError: the name is what matters here
+                failed.add(name)
+        self.assertEqual(failed, UNRESOLVED_HINTS)
 
 
 if __name__ == "__main__":
