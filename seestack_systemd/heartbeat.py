@@ -9,9 +9,6 @@ from seestack_systemd.contract import MESSAGE_LIMIT_BYTES, SDK, STATUSES, TRUNCA
 from seestack_systemd.errors import InvalidValue
 from seestack_systemd.record import Record
 
-__all__ = ["MESSAGE_LIMIT_BYTES", "TRUNCATION_MARK", "Run", "body", "check_status", "clean_message", "how_it_ended",
-           "tail_within"]
-
 # Control characters other than newline and tab would garble an alert or a terminal.
 _CONTROL = dict.fromkeys(c for c in range(32) if c not in (9, 10))
 _CONTROL[127] = None

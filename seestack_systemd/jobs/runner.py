@@ -16,7 +16,8 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from seestack_systemd.heartbeat import MESSAGE_LIMIT_BYTES, how_it_ended, tail_within
+from seestack_systemd.contract import MESSAGE_LIMIT_BYTES
+from seestack_systemd.heartbeat import how_it_ended, tail_within
 
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 STDERR_LINE_BYTES = MESSAGE_LIMIT_BYTES  # no one line may hold more than a message

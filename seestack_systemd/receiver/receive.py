@@ -28,8 +28,6 @@ from seestack_systemd.receiver.printer import Request, format_line, jsonl_entry
 from seestack_systemd.receiver.replies import Reply, as_reply, parse_replies, reply_payload
 from seestack_systemd.receiver.validator import bearer_token, validate
 
-__all__ = ["INGEST_PATH", "Receiver", "Reply", "Request", "format_line", "parse_replies", "validate"]
-
 # How often the accept loop looks for a stop request: bounds how long stop() takes.
 _POLL_INTERVAL = 0.05
 # Bounds how long stop() waits for handler threads after releasing them.

@@ -28,7 +28,7 @@ from datetime import datetime, timezone
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from seestack_systemd.jobs import api
-from seestack_systemd.heartbeat import MESSAGE_LIMIT_BYTES, TRUNCATION_MARK
+from seestack_systemd.contract import MESSAGE_LIMIT_BYTES, TRUNCATION_MARK
 from seestack_systemd.receiver.receive import Receiver
 
 from .support import API_KEY, INVOCATION, ROOT, HookTestCase, hook_argv, spool_files

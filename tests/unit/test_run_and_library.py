@@ -14,7 +14,8 @@ import unittest
 import seestack_systemd
 from seestack_systemd.jobs import api
 from seestack_systemd.contract import rfc3339
-from seestack_systemd.heartbeat import MESSAGE_LIMIT_BYTES, TRUNCATION_MARK, body, clean_message, Run
+from seestack_systemd.contract import MESSAGE_LIMIT_BYTES, TRUNCATION_MARK
+from seestack_systemd.heartbeat import body, clean_message, Run
 from seestack_systemd.receiver.receive import Receiver
 
 from .support import API_KEY, ROOT, HookTestCase

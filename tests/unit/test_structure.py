@@ -162,7 +162,7 @@ def _public_hinted():
 
 class Structure(unittest.TestCase):
     def test_hook_import_budget(self):
-        """the drop-in's own command lines (start/finish --unit, as systemd runs them) stay within their import budget"""
+        """the drop-in's own command lines (start/finish --unit, as systemd runs them) keep to their import budget"""
         with tempfile.TemporaryDirectory() as tmp:
             env = {"PATH": "/usr/bin:/bin", "SEESTACK_CONFIG": "/dev/null", "SEESTACK_STATE_DIR": tmp + "/state",
                    "SEESTACK_DATA_DIR": tmp + "/data", "SEESTACK_API_KEY": "sk-budget-0123456789",
