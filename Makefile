@@ -11,7 +11,7 @@ test: deps lint
 
 ## make lint: Debian's mypy (as for the oldest supported Python), pycodestyle and pyflakes on the package.
 lint:
-	mypy --python-version 3.9 seestack_systemd
+	mypy --python-version 3.9 --disallow-untyped-defs seestack_systemd
 	pycodestyle --max-line-length=120 seestack_systemd
 	pyflakes3 seestack_systemd
 

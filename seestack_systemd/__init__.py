@@ -15,7 +15,7 @@ from seestack_systemd.contract import VERSION as __version__
 __all__ = ["JobHandle", "configure", "finish_job", "monitor", "start_job", "__version__"]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> object:
     if name in ("JobHandle", "configure", "finish_job", "monitor", "start_job"):
         from seestack_systemd.jobs import api
 

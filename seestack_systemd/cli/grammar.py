@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from seestack_systemd.contract import VERSION
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # argparse only for build_parser: the hooks' command lines take fast_parse
+    import argparse
+
 PROG = "seestack-hook"
 
 # Options every subcommand takes: (flag, setting name, help). None of them takes the key itself.
@@ -100,7 +104,7 @@ def fast_parse(argv: list[str]) -> dict[str, object] | None:
 RUN_USAGE = f"usage: {PROG} run [OPTIONS] SLUG [--] COMMAND [ARGS...]"
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     """The full argparse parser, for help text and every subcommand."""
     import argparse
 
@@ -129,7 +133,7 @@ def build_parser():
     sub.required = True
     parser.commands = {}  # type: ignore[attr-defined]  # name -> its parser, for its usage on errors
 
-    def command(name: str, text: str, settings: bool = True):
+    def command(name: str, text: str, settings: bool = True) -> argparse.ArgumentParser:
         parents = [dropin if name == "enable" else common] if settings else []
         p = sub.add_parser(name, parents=parents, help=text, description=text,
                            epilog=f"example:\n  {EXAMPLES[name]}", formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -20,6 +20,8 @@ TYPE_CHECKING = False  # typing itself is not imported on the hooks' path; mypy 
 if TYPE_CHECKING:
     from typing import Callable
 
+    from seestack_systemd.delivery.report import Delivery
+
 
 def parse(argv: list[str]) -> dict[str, object]:
     """The options for ``argv`` (argparse exits 2 with a usage line on errors)."""
@@ -39,7 +41,8 @@ def parse(argv: list[str]) -> dict[str, object]:
     parser = build_parser()
     parsed, extra = parser.parse_known_args(argv)
     if extra:  # said with the subcommand's usage, not the top-level one
-        parser.commands[parsed.command].error(f"unrecognized arguments: {' '.join(extra)}")
+        command = parser.commands[parsed.command]  # type: ignore[attr-defined]  # set by build_parser
+        command.error(f"unrecognized arguments: {' '.join(extra)}")
     ns = vars(parsed)
     ns["settings"] = {name: ns.pop(name, None) for _, name, _ in COMMON_OPTIONS}
     ns.setdefault("strict", False)
@@ -54,7 +57,7 @@ def root_hook(command: str) -> bool:
     return command in HOOKS and os.geteuid() == 0
 
 
-def cmd_start(opts, environ, out: Output) -> int:
+def cmd_start(opts: dict, environ: dict[str, str], out: Output) -> int:
     from seestack_systemd.settings import config
     from seestack_systemd import inflight, state
     from seestack_systemd.slug import expand
@@ -98,7 +101,7 @@ class StopOnTerm:
             raise Stopped("SIGTERM")
 
 
-def cmd_finish(opts, environ, out: Output) -> int:
+def cmd_finish(opts: dict, environ: dict[str, str], out: Output) -> int:
     from seestack_systemd.settings import config
     from seestack_systemd import inflight, state
     from seestack_systemd.systemd import hook
@@ -159,7 +162,7 @@ def _forget_run(data_dir: str, slug: str, run_id: str) -> None:
         pass
 
 
-def cmd_ping(opts, environ, out: Output) -> int:
+def cmd_ping(opts: dict, environ: dict[str, str], out: Output) -> int:
     from seestack_systemd.settings import config
     from seestack_systemd.delivery.report import deliver
     from seestack_systemd.jobs.runs import ping_run
@@ -172,7 +175,7 @@ def cmd_ping(opts, environ, out: Output) -> int:
     return _delivered(deliver(cfg, run, out.log), True)
 
 
-def cmd_run(opts, environ, out: Output) -> int:
+def cmd_run(opts: dict, environ: dict[str, str], out: Output) -> int:
     import signal
 
     from seestack_systemd.delivery.report import deliver
@@ -215,7 +218,7 @@ def cmd_run(opts, environ, out: Output) -> int:
     return finished.exit_code
 
 
-def cmd_check(opts, environ, out: Output) -> int:
+def cmd_check(opts: dict, environ: dict[str, str], out: Output) -> int:
     from seestack_systemd.cli import checks
     from seestack_systemd.settings import config
     from seestack_systemd.delivery.report import deliver
@@ -235,7 +238,7 @@ def cmd_check(opts, environ, out: Output) -> int:
     return _delivered(deliver(cfg, run, out.log), True) if run else EX_OK
 
 
-def cmd_receive(opts, environ, out: Output) -> int:
+def cmd_receive(opts: dict, environ: dict[str, str], out: Output) -> int:
     import signal
 
     from seestack_systemd.receiver.receive import endpoint_hint, listen
@@ -258,7 +261,7 @@ def cmd_receive(opts, environ, out: Output) -> int:
     return EX_OK
 
 
-def cmd_flush(opts, environ, out: Output) -> int:
+def cmd_flush(opts: dict, environ: dict[str, str], out: Output) -> int:
     from seestack_systemd.settings import config
     from seestack_systemd.delivery.report import flush
 
@@ -271,7 +274,7 @@ def cmd_flush(opts, environ, out: Output) -> int:
     return EX_OK
 
 
-def cmd_units(opts, environ, out: Output) -> int:
+def cmd_units(opts: dict, environ: dict[str, str], out: Output) -> int:
     from seestack_systemd.settings import config
     from seestack_systemd.systemd import units
 
@@ -312,7 +315,7 @@ COMMANDS: dict[str, Callable] = {
 HOOKS = ("start", "finish")
 
 
-def _delivered(delivery, strict: bool) -> int:
+def _delivered(delivery: Delivery, strict: bool) -> int:
     """0 when delivered, or whatever happened unless ``strict``; else 75 when the
     heartbeat waits in the spool for a replay, or 1 (refused, or lost: it could not be spooled)."""
     if delivery.delivered or not strict:

@@ -143,7 +143,7 @@ class Config:
         return f"{shown} from {self.api_key_source}"
 
 
-def convert(name: str, raw: str, where: str):
+def convert(name: str, raw: str, where: str) -> object:
     """Turn a text value into the setting's type, or ConfigError saying what is expected
     (``where``: how the value was given, for the message)."""
     value = raw.strip()

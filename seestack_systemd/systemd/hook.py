@@ -8,7 +8,7 @@ are read through ``subprocess.run`` with argument lists.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping  # loaded already on finish's path (report)
+from collections.abc import Callable, Mapping  # loaded already on finish's path (report)
 
 from seestack_systemd.settings.config import Config
 from seestack_systemd.heartbeat import Run, how_it_ended, tail_within
@@ -128,7 +128,8 @@ def _schedule(timer: dict[str, str]) -> str:
     return "; ".join(found)
 
 
-def journal_tail(invocation_id: str, lines: int, sleep=time.sleep, unit: str | None = None) -> list[str]:
+def journal_tail(invocation_id: str, lines: int, sleep: Callable[[float], None] = time.sleep,
+                 unit: str | None = None) -> list[str]:
     """The last ``lines`` lines this invocation wrote: read once when journald has closed
     ``unit``'s output streams (journal_streams), else read until the journal has settled."""
     import subprocess

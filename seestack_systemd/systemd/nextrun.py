@@ -19,6 +19,7 @@ Monotonic times become wall time by the offset between the two clocks now.
 from __future__ import annotations
 
 import time
+from _collections_abc import Callable  # os has loaded it: nextrun is on finish's path
 
 ANALYZE_TIMEOUT_S = 2.0
 # systemd's format_timespan() units, in seconds.
@@ -100,7 +101,8 @@ def next_elapse_now(timer: dict, now_wall: float, now_mono: float) -> float | No
     return min(candidates) if candidates else None
 
 
-def next_run_at(timer: dict, service: dict, now_wall: float, now_mono: float, calendar_next) -> float | None:
+def next_run_at(timer: dict, service: dict, now_wall: float, now_mono: float,
+                calendar_next: Callable[[list], list]) -> float | None:
     """When ``timer`` will next elapse after the run of ``service`` that is stopping now.
     ``timer`` and ``service`` are ``systemctl show`` properties (TimersCalendar,
     TimersMonotonic, RandomizedDelayUSec; InactiveExitTimestampMonotonic);
