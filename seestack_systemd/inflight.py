@@ -20,6 +20,7 @@ import os
 # _collections_abc, not collections.abc: os has loaded it already, and start pays for every import
 from _collections_abc import Callable
 
+from seestack_systemd.contract import rfc3339
 from seestack_systemd.errors import StateError
 from seestack_systemd.files import O_READ_PRIVATE, atomic_write, read_private, secure_dir
 
@@ -117,8 +118,6 @@ def note_overlap(run: Run, found: dict) -> None:
     """Say in ``run``'s heartbeat that it started while ``found`` other runs of its job were
     still going: in ``source.overlap`` always, and on the message's second line when it
     failed (the first is the reason, the rest the output, which a long tail may cut)."""
-    from seestack_systemd.contract import rfc3339
-
     if not found:
         return
     n, since = int(found["earlierRuns"]), rfc3339(float(found["since"]))
@@ -169,8 +168,6 @@ def interrupted(doc: dict, boot_started: float) -> tuple[str, dict]:
     boot cut off, or one whose finish was killed (``cutOff``: when a later run found it).
     Its own id and start, no duration (when it ended is unknown), finished at the latest
     when this boot began, or when the later run started."""
-    from seestack_systemd.contract import rfc3339
-
     started = float(doc["startedAt"])
     cut_off = doc.get("cutOff")
     source = dict(doc.get("source") or {})

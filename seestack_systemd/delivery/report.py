@@ -19,6 +19,7 @@ from seestack_systemd.errors import StateError, Stopped
 from seestack_systemd.files import atomic_write, read_private, secure_dir
 from seestack_systemd.heartbeat import Run
 from seestack_systemd.record import Record
+from seestack_systemd.slug import check_slug
 
 # The transport (urllib, http.client, ssl) is imported where a heartbeat is sent; mypy reads a
 # name TYPE_CHECKING as true, Python as False, and annotations naming Client stay unevaluated.
@@ -245,8 +246,6 @@ def _keep(config: Config, held: spool.Held | None, unspooled: str,
 
 def forget(config: Config, slug: str, run_id: str, log: Callable[[str, str], None]) -> None:
     """The run's heartbeat is settled (delivered, dropped or spooled): its in-progress record goes."""
-    from seestack_systemd.slug import check_slug
-
     try:
         inflight.end(config.data_dir, check_slug(slug), run_id)  # the slug names a directory: only a valid one
     except ValueError:
@@ -272,8 +271,6 @@ def _settle(config: Config, run_id: str, slug: str, outcome: str, detail: str,
             log: Callable[[str, str], None]) -> None:
     """A replay delivered or dropped ``run_id``: when it is still ``slug``'s last
     heartbeat, say so in its record, so ``list`` no longer shows it spooled."""
-    from seestack_systemd.slug import check_slug
-
     try:
         doc = last_heartbeat(config, check_slug(slug))  # the slug names a file: only a valid one
     except ValueError:
