@@ -59,7 +59,7 @@ EXAMPLES = {
 def fast_parse(argv: list[str]) -> dict[str, object] | None:
     """Parse ``start``/``finish`` command lines without argparse; None means "let argparse
     do it" (help, errors, abbreviations, anything unusual). A line it accepts, argparse
-    accepts with the same meaning (tests/unit/test_grammar.py)."""
+    accepts with the same meaning (tests/unit/cli/test_grammar.py)."""
     if not argv or argv[0] not in HOOK_GRAMMAR:
         return None
     own = HOOK_GRAMMAR[argv[0]]

@@ -1,5 +1,5 @@
 """What the README and the man page say each of their command lines does: the data of
-tests/unit/test_docs.py. Every line either document shows must have an entry here (the
+tests/unit/across/test_docs.py. Every line either document shows must have an entry here (the
 test fails on a line without one, and on an entry no document shows any more).
 
 An entry is one of:

@@ -8,7 +8,7 @@ import unittest
 
 from seestack_systemd.systemd.units import check_slug_pattern, default_slug
 
-from .support import ROOT, HookTestCase
+from ..support import ROOT, HookTestCase
 
 SERVICE = "[Unit]\nDescription=Nightly backup\n[Service]\nType=oneshot\nExecStart=/bin/true\n"
 TIMER = "[Timer]\nOnCalendar=daily\n[Install]\nWantedBy=timers.target\n"

@@ -26,10 +26,10 @@ from seestack_systemd.heartbeat import Run
 from seestack_systemd.receiver.receive import Receiver
 from seestack_systemd.delivery.transport import Client, Target
 
-from . import support
+from .. import support
 
 KEY = "sk-test-spool-0123456789"
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 BASE = 1_764_000_000.0  # a fixed finishedAt to count from
 
 

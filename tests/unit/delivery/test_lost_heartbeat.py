@@ -5,7 +5,7 @@ closed port and a spool directory anyone may write to."""
 import os
 import socket
 
-from .support import HookTestCase
+from ..support import HookTestCase
 
 
 class LostHeartbeat(HookTestCase):

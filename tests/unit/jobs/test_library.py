@@ -20,7 +20,7 @@ from seestack_systemd import monitor
 from seestack_systemd.jobs import api
 from seestack_systemd.receiver.receive import Receiver
 
-from .support import API_KEY
+from ..support import API_KEY
 
 WORK_S = 0.15  # how long each monitored piece of work runs: its heartbeat's durationMs must cover it
 WORK_MS = int(WORK_S * 1000)

@@ -22,8 +22,8 @@ from typing import Dict, List, Optional
 
 from seestack_systemd.cli import grammar
 
-from . import docs_extract as docs
-from .doc_commands import EXPECTED, Expect
+from .. import docs_extract as docs
+from ..doc_commands import EXPECTED, Expect
 
 PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 NOBODY = 65534

@@ -8,7 +8,7 @@ import unittest
 
 from seestack_systemd.receiver.receive import Receiver
 
-from .support import API_KEY, INVOCATION, ROOT, HookTestCase, spool_files
+from ..support import API_KEY, INVOCATION, ROOT, HookTestCase, spool_files
 
 STOP_ENVS = {
     "success": ({"SERVICE_RESULT": "success", "EXIT_CODE": "exited", "EXIT_STATUS": "0"}, "success", None),

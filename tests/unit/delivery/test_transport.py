@@ -1,5 +1,5 @@
 """Delivery against a real loopback receiver: every response class, retries, deadline.
-Retries run on a fake clock (tests/unit/test_raw_answers.FakeTime): none sleeps through backoff."""
+Retries run on a fake clock (tests/unit/delivery/test_raw_answers.py, FakeTime): none sleeps through backoff."""
 
 import os
 import socket

@@ -10,7 +10,7 @@ from seestack_systemd.delivery import report
 from seestack_systemd.delivery import spool
 from seestack_systemd.receiver.receive import Receiver
 
-from .support import ROOT, HookTestCase
+from ..support import ROOT, HookTestCase
 
 # Postponed annotations that use X | Y only evaluate on 3.10+.
 NEW_UNIONS = sys.version_info >= (3, 10)

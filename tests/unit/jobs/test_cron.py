@@ -14,7 +14,7 @@ import unittest
 
 from seestack_systemd.jobs import crontab
 
-from .support import ROOT, HookTestCase
+from ..support import ROOT, HookTestCase
 
 NOBODY = 65534
 # Debian 12's stock /etc/crontab, then one job of the operator's.

@@ -21,8 +21,8 @@ from typing import List
 from seestack_systemd import inflight
 from seestack_systemd.delivery import policy
 
-from .rawserver import RawServer, response
-from .support import API_KEY, ROOT, HookTestCase, hook_argv, spool_files
+from ..rawserver import RawServer, response
+from ..support import API_KEY, ROOT, HookTestCase, hook_argv, spool_files
 
 ACCEPTED = response("202 Accepted", b'{"accepted": true}')
 

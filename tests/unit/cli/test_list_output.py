@@ -10,7 +10,7 @@ import unittest
 
 from seestack_systemd.receiver.receive import Receiver
 
-from .support import API_KEY, HookTestCase
+from ..support import API_KEY, HookTestCase
 
 SERVICE = "[Unit]\nDescription=job\n[Service]\nType=oneshot\nExecStart=/bin/true\n"
 RFC3339 = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$"

@@ -31,7 +31,7 @@ from seestack_systemd.jobs import api
 from seestack_systemd.contract import MESSAGE_LIMIT_BYTES, TRUNCATION_MARK
 from seestack_systemd.receiver.receive import Receiver
 
-from .support import API_KEY, INVOCATION, ROOT, HookTestCase, hook_argv, spool_files
+from ..support import API_KEY, INVOCATION, ROOT, HookTestCase, hook_argv, spool_files
 
 PREFIX = "seestack-hook: "
 NOBODY = 65534

@@ -18,7 +18,7 @@ from seestack_systemd.contract import MESSAGE_LIMIT_BYTES, TRUNCATION_MARK
 from seestack_systemd.heartbeat import body, clean_message, Run
 from seestack_systemd.receiver.receive import Receiver
 
-from .support import API_KEY, ROOT, HookTestCase
+from ..support import API_KEY, ROOT, HookTestCase
 
 
 class RunCommand(HookTestCase):

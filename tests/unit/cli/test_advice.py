@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from .support import ROOT, HookTestCase
+from ..support import ROOT, HookTestCase
 
 NOBODY = 65534
 

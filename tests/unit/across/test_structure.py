@@ -16,7 +16,7 @@ import tokenize
 import typing
 import unittest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 PACKAGE = os.path.join(ROOT, "seestack_systemd")
 # Modules that `start --unit U -- SLUG` and `finish --unit U -- SLUG` import beyond what
 # `python3 -IS` itself has loaded, measured with Python 3.11: an import on that path is paid

@@ -10,7 +10,7 @@ import os
 import unittest
 from types import ModuleType
 
-from .support import ROOT
+from ..support import ROOT
 
 BENCH = os.path.join(ROOT, "benchmarks")
 

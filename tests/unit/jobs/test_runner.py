@@ -14,7 +14,7 @@ import unittest
 from seestack_systemd.receiver.receive import Receiver
 from seestack_systemd.jobs.runner import OUTPUT_GRACE_S
 
-from .support import ROOT, HookTestCase, spool_files
+from ..support import ROOT, HookTestCase, spool_files
 
 
 class RunRules(HookTestCase):

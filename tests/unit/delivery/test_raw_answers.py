@@ -24,8 +24,8 @@ from seestack_systemd.settings.endpoint import parse_endpoint
 from seestack_systemd.heartbeat import Run
 from seestack_systemd.delivery.transport import Client, Target
 
-from .rawserver import RawServer, endless, response
-from .support import ROOT
+from ..rawserver import RawServer, endless, response
+from ..support import ROOT
 
 RUN_ID = "6f1c2a4e-8b9d-4c3e-9f1a-2b3c4d5e6f70"
 BODY = json.dumps({"slug": "job", "status": "success", "durationMs": 5, "runId": RUN_ID,

@@ -15,7 +15,7 @@ from typing import Dict, List
 
 from seestack_systemd.receiver.receive import Receiver
 
-from .support import API_KEY, ROOT, HookTestCase
+from ..support import API_KEY, ROOT, HookTestCase
 
 NOBODY = 65534
 

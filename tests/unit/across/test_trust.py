@@ -15,7 +15,7 @@ import unittest
 
 from seestack_systemd.receiver.receive import Receiver
 
-from .support import API_KEY, INVOCATION, ROOT, HookTestCase
+from ..support import API_KEY, INVOCATION, ROOT, HookTestCase
 
 NOBODY = 65534
 EVIL_TOOL = "#!/bin/sh\ntouch {marker}/$(basename $0)-ran\nexit 0\n"

@@ -19,7 +19,7 @@ from seestack_systemd.receiver.receive import Receiver
 from seestack_systemd.slug import expand, slugify
 from seestack_systemd.systemd.dropin import render
 
-from .support import API_KEY, INVOCATION, ROOT, HookTestCase
+from ..support import API_KEY, INVOCATION, ROOT, HookTestCase
 
 SERVICE = "[Unit]\nDescription=job\n[Service]\nType=oneshot\nExecStart=/bin/true\n"
 

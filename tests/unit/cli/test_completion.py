@@ -15,7 +15,7 @@ from typing import Dict, Set
 
 from seestack_systemd.cli import grammar
 
-from .support import ROOT
+from ..support import ROOT
 
 SCRIPT = os.path.join(ROOT, "packaging", "seestack-hook.bash-completion")
 

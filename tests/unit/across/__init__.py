@@ -1,0 +1,1 @@
+"""Suites that cross the subpackages: faults, trust, the first hour, durability, docs and the package's shape."""

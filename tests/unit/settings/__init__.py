@@ -1,0 +1,1 @@
+"""Tests of seestack_systemd.settings."""
