@@ -4,17 +4,12 @@ warnings an operator should act on, and the problems that keep heartbeats from g
 from __future__ import annotations
 
 from seestack_systemd.delivery import spool
-from seestack_systemd.settings.config import SETTINGS, Config
+from seestack_systemd.settings.config import Config
+from seestack_systemd.settings.table import TABLE
 from seestack_systemd.errors import ConfigError, SeestackError
 from seestack_systemd.systemd.units import risky_units
 
 from collections.abc import Mapping
-
-# In the order an operator reads them: where heartbeats go, how long they may take, where
-# runs are kept, how the connection is made, what a message holds, how much may wait.
-SHOWN = ("endpoint", "timeout", "deadline", "state_dir", "data_dir", "spool_dir", "allow_insecure_http",
-         "ca_file", "https_proxy", "no_proxy", "output_lines", "success_message", "spool_max_files",
-         "spool_max_bytes")
 
 
 def settings_table(cfg: Config) -> list[str]:
@@ -22,9 +17,12 @@ def settings_table(cfg: Config) -> list[str]:
     found = cfg.config_file or (f"{cfg.config_path} (empty or unreadable; defaults apply)" if cfg.config_path
                                 else f"(none at {cfg.config_default}; defaults apply)")
     lines = [f"{'config file':20} {found}    [{cfg.config_source}]"]
-    for name in SHOWN:
+    for setting in TABLE:
+        if not setting.shown:
+            continue
+        name = setting.name
         value = getattr(cfg, name)
-        where = cfg.sources.get(name, "default" if value == SETTINGS[name][0] else "derived")
+        where = cfg.sources.get(name, "default" if value == setting.default else "derived")
         shown = ("yes" if value else "no") if isinstance(value, bool) else value
         lines.append(f"{name:20} {shown if shown not in (None, '') else '(not set)'}    [{where}]")
     lines.append(f"{'api_key':20} {cfg.key_hint()}")

@@ -9,6 +9,7 @@ loaded only for help, errors and the other commands.
 from __future__ import annotations
 
 from seestack_systemd.contract import VERSION
+from seestack_systemd.settings.table import BY_NAME, FLAGS, flag_help
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # argparse only for build_parser: the hooks' command lines take fast_parse
@@ -16,20 +17,6 @@ if TYPE_CHECKING:  # argparse only for build_parser: the hooks' command lines ta
 
 PROG = "seestack-hook"
 
-# Options every subcommand takes: (flag, setting name, help). None of them takes the key itself.
-COMMON_OPTIONS: tuple[tuple[str, str, str], ...] = (
-    ("--config", "config", "config file (default /etc/seestack/seestack.conf, or ~/.config/seestack/seestack.conf"
-                           " for a user; env SEESTACK_CONFIG)"),
-    ("--api-key-file", "api_key_file", "file holding the API key (env SEESTACK_API_KEY_FILE)"),
-    ("--endpoint", "endpoint", "backend base URL (env SEESTACK_ENDPOINT)"),
-    ("--state-dir", "state_dir", "where start records live (default /run/seestack, or $XDG_RUNTIME_DIR/seestack"
-                                 " for a user; env SEESTACK_STATE_DIR)"),
-    ("--data-dir", "data_dir", "where the spool and last heartbeats live (default /var/lib/seestack, or"
-                               " ~/.local/state/seestack for a user; env SEESTACK_DATA_DIR)"),
-    ("--timeout", "timeout", "seconds per HTTP request (default 5)"),
-    ("--deadline", "deadline", "seconds for the whole delivery, retries included (default 10)"),
-)
-SETTING_FLAGS = {flag: name for flag, name, _ in COMMON_OPTIONS}
 # The hooks' own options, per command: flag -> (destination, allowed values or None for any,
 # help). Both the fast path and argparse are built from it, so they accept the same lines.
 HOOK_GRAMMAR: dict[str, dict[str, tuple[str, tuple[str, ...] | None, str]]] = {
@@ -81,14 +68,14 @@ def fast_parse(argv: list[str]) -> dict[str, object] | None:
             positional.append(arg)
             continue
         flag, eq, value = arg.partition("=")
-        if flag not in SETTING_FLAGS and flag not in own:
+        if flag not in FLAGS and flag not in own:
             return None
         if not eq:
             if not args or args[0].startswith("-"):  # argparse reads that as a missing value
                 return None
             value = args.pop(0)
-        if flag in SETTING_FLAGS:
-            settings[SETTING_FLAGS[flag]] = value
+        if flag in FLAGS:  # the settings flags (settings/table.py): none of them takes the key itself
+            settings[FLAGS[flag]] = value
         else:
             dest, allowed, _ = own[flag]
             if allowed is not None and value not in allowed:
@@ -111,8 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     def settings_parent(title: str) -> argparse.ArgumentParser:
         parent = argparse.ArgumentParser(add_help=False)
         group = parent.add_argument_group(title)
-        for flag, name, text in COMMON_OPTIONS:
-            group.add_argument(flag, dest=name, metavar=name.split("_")[-1].upper(), help=text)
+        for flag, name in FLAGS.items():
+            group.add_argument(flag, dest=name, metavar=name.split("_")[-1].upper(), help=flag_help(BY_NAME[name]))
         return parent
 
     common = settings_parent("settings (override the config file and environment)")
@@ -148,8 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
                        ("finish", "report the run that just stopped (ExecStopPost=)")):
         p = command(name, text)
         p.add_argument("slug", help="the monitor's slug: lowercase letters, digits and '-'")
-        for flag, (dest, allowed, flag_help) in HOOK_GRAMMAR[name].items():
-            p.add_argument(flag, dest=dest, choices=allowed, help=flag_help)
+        for flag, (dest, allowed, own_help) in HOOK_GRAMMAR[name].items():
+            p.add_argument(flag, dest=dest, choices=allowed, help=own_help)
         p.add_argument("--strict", action="store_true", help=strict_help[name])
 
     p = command("ping", "send one heartbeat by hand")

@@ -12,9 +12,9 @@ import time
 
 from seestack_systemd.errors import (EX_CONFIG, EX_FAIL, EX_OK, EX_TEMPFAIL, EX_USAGE, ConfigError, SeestackError,
                                      StateError, Stopped, UsageError)
-from seestack_systemd.cli.grammar import (COMMON_OPTIONS, PROG, RUN_USAGE, SETTING_FLAGS, build_parser,
-                                          fast_parse)
+from seestack_systemd.cli.grammar import PROG, RUN_USAGE, build_parser, fast_parse
 from seestack_systemd.cli.log import Output, settle_std_streams
+from seestack_systemd.settings.table import FLAGS
 
 TYPE_CHECKING = False  # typing itself is not imported on the hooks' path; mypy reads this as True
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ def parse(argv: list[str]) -> dict[str, object]:
         try:
             from seestack_systemd.cli.runargs import parse_run
 
-            run = parse_run(list(argv[1:]), SETTING_FLAGS)
+            run = parse_run(list(argv[1:]), FLAGS)
         except UsageError as e:
             sys.stderr.write(f"{RUN_USAGE}\n{PROG} run: error: {e}\n")
             raise SystemExit(EX_USAGE) from None
@@ -44,7 +44,7 @@ def parse(argv: list[str]) -> dict[str, object]:
         command = parser.commands[parsed.command]  # type: ignore[attr-defined]  # set by build_parser
         command.error(f"unrecognized arguments: {' '.join(extra)}")
     ns = vars(parsed)
-    ns["settings"] = {name: ns.pop(name, None) for _, name, _ in COMMON_OPTIONS}
+    ns["settings"] = {name: ns.pop(name, None) for name in FLAGS.values()}
     ns.setdefault("strict", False)
     return ns
 

@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import Any, AsyncGenerator, Callable, Dict, Generator, Optional, Tuple
 
 from seestack_systemd.settings import config as config_mod
+from seestack_systemd.settings.table import BY_NAME, VALUES
 from seestack_systemd.errors import ConfigError, SeestackError
 from seestack_systemd.heartbeat import Run, check_status
 from seestack_systemd.delivery.report import deliver
@@ -36,12 +37,11 @@ def configure(**settings: Any) -> None:
     Names are the config file's (``endpoint``, ``timeout``, ``deadline``, ``api_key_file``...);
     ``api_key`` may be given directly here. ``configure()`` with no arguments clears overrides.
     """
-    known = set(config_mod.SETTINGS) | {"api_key", "api_key_file", "config"}
-    unknown = sorted(set(settings) - known)
+    unknown = sorted(set(settings) - set(BY_NAME))
     if unknown:
-        raise ValueError(f"unknown setting(s) {', '.join(unknown)}: known ones are {', '.join(sorted(known))}")
+        raise ValueError(f"unknown setting(s) {', '.join(unknown)}: known ones are {', '.join(sorted(BY_NAME))}")
     for name, value in settings.items():
-        if name in config_mod.SETTINGS and value is not None:
+        if name in VALUES and value is not None:
             try:  # a bad value in code is the developer's to fix now, not a log line at each finish
                 config_mod.convert(name, str(value), _argument(name))
                 if name == "endpoint" and value:  # its form; plain http off loopback is judged with the rest

@@ -22,71 +22,50 @@ from seestack_systemd.settings.endpoint import Endpoint, parse_endpoint
 from seestack_systemd.errors import ConfigError
 from seestack_systemd.settings.conffile import file_notes, parse_file, sets
 from seestack_systemd.settings.keys import find_key, read_text
+from seestack_systemd.settings.table import BY_NAME, IN_FILE, VALUES, flag
 
-DEFAULT_CONFIG_FILE = "/etc/seestack/seestack.conf"
-ENV_SETTINGS = {
-    "SEESTACK_ENDPOINT": "endpoint",
-    "SEESTACK_STATE_DIR": "state_dir",
-    "SEESTACK_DATA_DIR": "data_dir",
-    "SEESTACK_SPOOL_DIR": "spool_dir",
-    "SEESTACK_TIMEOUT": "timeout",
-    "SEESTACK_DEADLINE": "deadline",
-}
+DEFAULT_CONFIG_FILE = str(BY_NAME["config"].default)
 # A config file is a few hundred bytes: far larger is not ours.
 CONFIG_FILE_LIMIT = 64 * 1024
-SUCCESS_MESSAGES = ("last-line", "none")
 _TRUE = ("1", "yes", "true", "on")
 _FALSE = ("0", "no", "false", "off")
-
-
-# Every setting: (default, kind). The kind says how text from a file, the environment
-# or a flag is checked and converted (see convert).
-SETTINGS: dict[str, tuple[object, str]] = {
-    "endpoint": (None, "text"),
-    "timeout": (5.0, "seconds"),
-    "deadline": (10.0, "seconds"),
-    "state_dir": ("/run/seestack", "path"),
-    "data_dir": ("/var/lib/seestack", "path"),
-    "spool_dir": ("", "path"),  # '' means DATA_DIR/spool
-    "spool_max_files": (1000, "count"),
-    "spool_max_bytes": (10 * 1024 * 1024, "count"),
-    "allow_insecure_http": (False, "bool"),
-    "ca_file": (None, "path"),
-    "https_proxy": (None, "text"),
-    "no_proxy": (None, "text"),
-    "output_lines": (20, "count"),
-    "success_message": ("last-line", "choice"),
+# What a bad value of each kind is told to be instead.
+_EXPECTED = {
+    "seconds": "a number of seconds above 0 and at most 3600, e.g. {default:g}",
+    "bool": "yes or no",
+    "count": "a whole number of 0 or more",
+    "choice": "{choices}",
 }
 
 
 class Config:
-    """Every setting as an attribute, ``sources`` naming where each value came from.
+    """Every setting of table.VALUES as an attribute, ``sources`` naming where each value came from.
 
     A plain class, not a dataclass: ``start`` loads it before every job, and the
     dataclasses module (through inspect) would double that hook's start-up time.
     """
 
     endpoint: str | None
-    timeout: float
-    deadline: float
     state_dir: str
     data_dir: str
     spool_dir: str
-    spool_max_files: int
-    spool_max_bytes: int
+    timeout: float
+    deadline: float
     allow_insecure_http: bool
     ca_file: str | None
     https_proxy: str | None
     no_proxy: str | None
     output_lines: int
     success_message: str
+    spool_max_files: int
+    spool_max_bytes: int
 
     def __init__(self, **values: object) -> None:
-        unknown = set(values) - set(SETTINGS)
+        unknown = set(values) - set(VALUES)
         if unknown:
             raise TypeError(f"unknown settings: {', '.join(sorted(unknown))}")
-        for name, (default, _) in SETTINGS.items():
-            setattr(self, name, values.get(name, default))
+        for name, setting in VALUES.items():
+            setattr(self, name, values.get(name, setting.default))
         if not self.spool_dir:
             self.spool_dir = os.path.join(self.data_dir, "spool")
         self.api_key: str | None = None
@@ -100,7 +79,7 @@ class Config:
         self.environment_trusted = True  # False for a root hook, which reads no SEESTACK_* variable
 
     def __repr__(self) -> str:
-        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in SETTINGS)
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in VALUES)
         return f"Config({shown}, api_key={'<set>' if self.api_key else None})"
 
     def endpoint_parsed(self) -> Endpoint:
@@ -147,9 +126,10 @@ def convert(name: str, raw: str, where: str) -> object:
     """Turn a text value into the setting's type, or ConfigError saying what is expected
     (``where``: how the value was given, for the message)."""
     value = raw.strip()
-    default, kind = SETTINGS[name]
+    setting = VALUES[name]
+    kind = setting.kind
     if not value:
-        return default  # `name =` with nothing after it leaves the default in force
+        return setting.default  # `name =` with nothing after it leaves the default in force
     try:
         if kind == "seconds":
             number = float(value)
@@ -167,30 +147,18 @@ def convert(name: str, raw: str, where: str) -> object:
             if value.lower() in _FALSE:
                 return False
             raise ValueError
-        if kind == "choice" and value not in SUCCESS_MESSAGES:
+        if kind == "choice" and value not in setting.choices:
             raise ValueError
     except ValueError:
-        expected = {
-            "timeout": "a number of seconds above 0 and at most 3600, e.g. 5",
-            "deadline": "a number of seconds above 0 and at most 3600, e.g. 10",
-            "bool": "yes or no",
-            "count": "a whole number of 0 or more",
-            "success_message": "last-line or none",
-        }
-        what = expected.get(name) or expected.get(kind, "another value")
+        what = _EXPECTED[kind].format(default=setting.default, choices=" or ".join(setting.choices))
         raise ConfigError(f"{where}: {name} = {value!r} is not valid: expected {what}") from None
     if kind == "path" and value and not value.startswith("/"):
         raise ConfigError(f"{where}: {name} = {value!r} must be an absolute path")
     return value
 
 
-def cli_flag(name: str) -> str:
-    """How the command line spells the option of setting ``name``: ``--api-key-file``."""
-    return f"--{name.replace('_', '-')}"
-
-
 def load(environ: dict[str, str], flags: dict[str, str | None] | None = None, with_key: bool = True,
-         dirs_only: bool = False, flag_name: Callable[[str], str] = cli_flag,
+         dirs_only: bool = False, flag_name: Callable[[str], str] = flag,
          trust_environment: bool = True, unit: str | None = None, user: bool = False) -> Config:
     """Build the configuration from ``flags`` (setting name -> text, plus ``config`` and
     ``api_key_file``), ``environ`` and the config file. ``with_key=False`` reads no key
@@ -243,18 +211,19 @@ def _load(environ: dict[str, str], given: dict[str, str | None] | None, with_key
         file_values = parse_file(path, text)
     if dirs_only:  # the other settings, good or bad, are not this caller's business
         file_values = {k: v for k, v in file_values.items() if k in ("state_dir", "data_dir")}
-    warnings.extend(file_notes(path, file_values, [*SETTINGS, "api_key", "api_key_file"]))
+    warnings.extend(file_notes(path, file_values, IN_FILE))
     for name, raw in file_values.items():
-        if name in SETTINGS:
+        if name in VALUES:
             values[name], sources[name] = convert(name, raw, path), f"config file {path}"
-    for var, name in ENV_SETTINGS.items():
-        if environ.get(var):
-            values[name], sources[name] = convert(name, environ[var], f"${var}"), f"environment ${var}"
+    for name, setting in VALUES.items():
+        if setting.env and environ.get(setting.env):
+            values[name] = convert(name, environ[setting.env], f"${setting.env}")
+            sources[name] = f"environment ${setting.env}"
     for name, raw in flags.items():
-        if name in SETTINGS:
+        if name in VALUES:
             values[name], sources[name] = convert(name, raw, flag_name(name)), "command line"
     for name in ("state_dir", "data_dir"):
-        if name not in values and place[name] != SETTINGS[name][0]:
+        if name not in values and place[name] != VALUES[name].default:
             values[name], sources[name] = place[name], "default for a user (XDG directories)"
     config = Config(**values)
     config.config_file = path if text else None

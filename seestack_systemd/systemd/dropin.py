@@ -9,6 +9,8 @@ from typing import Mapping, Optional, Tuple
 
 from seestack_systemd.errors import StateError, UsageError
 from seestack_systemd.settings.paths import HOOK_PATH
+from seestack_systemd.settings.table import DROPIN, VALUES
+from seestack_systemd.settings.table import flag as table_flag
 
 MARKER = "seestack-hook enable"
 TIMER_LINE = "# Triggered by "
@@ -19,25 +21,22 @@ TEMPLATE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "seestack.co
 # Characters a flag's value may hold in a drop-in: systemd would expand '%' and '$', split
 # on spaces and unquote quotes and backslashes.
 _FLAG_VALUE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:/+,=-")
-# The per-unit settings enable writes into the drop-in: (setting name, flag), in this order.
-DROPIN_FLAGS = (("config", "--config"), ("api_key_file", "--api-key-file"), ("endpoint", "--endpoint"),
-                ("state_dir", "--state-dir"), ("data_dir", "--data-dir"), ("timeout", "--timeout"),
-                ("deadline", "--deadline"))
 
 
 def dropin_flags(settings: Mapping[str, Optional[str]]) -> str:
     """`` --deadline 3 ...`` for the hooks' command lines, each value checked as the hook
     will read it; '' when none is given."""
-    from seestack_systemd.settings.config import SETTINGS, convert, parse_endpoint
+    from seestack_systemd.settings.config import convert, parse_endpoint
 
     words = []
-    for name, flag in DROPIN_FLAGS:
+    for name in DROPIN:
+        flag = table_flag(name)
         value = settings.get(name)
         if value is None:
             continue
         if not value or not set(value) <= _FLAG_VALUE:
             raise UsageError(f"{flag} {value!r}: a drop-in flag may hold only letters, digits and ._:/+,=-")
-        if name in SETTINGS:
+        if name in VALUES:
             convert(name, value, flag)
         elif not value.startswith("/"):
             raise UsageError(f"{flag} {value!r} must be an absolute path")

@@ -21,6 +21,7 @@ import unittest
 from typing import Dict, List, Optional
 
 from seestack_systemd.cli import grammar
+from seestack_systemd.settings.table import FLAGS
 
 from .. import docs_extract as docs
 from ..doc_commands import EXPECTED, Expect
@@ -35,7 +36,7 @@ def own_options(name: str) -> set:
     """A command's options in argparse, minus the settings flags and -h/--help."""
     parser = grammar.build_parser().commands[name]
     flags = {flag for action in parser._actions for flag in action.option_strings}
-    return flags - set(grammar.SETTING_FLAGS) - {"-h", "--help"}
+    return flags - set(FLAGS) - {"-h", "--help"}
 
 
 def takes_settings(name: str) -> bool:
@@ -72,7 +73,7 @@ class ManPageMatchesArgparse(unittest.TestCase):
         """OPTIONS documents every settings flag, and --strict only for the commands that have it"""
         options = docs.top_sections()["OPTIONS"]
         self.assertEqual(docs.tagged_options(options),
-                         set(grammar.SETTING_FLAGS) | {"--strict", "-h", "--help", "--version"})
+                         set(FLAGS) | {"--strict", "-h", "--help", "--version"})
         strict_text = docs.plain(docs.paragraph_after(options, "--strict"))
         named = {word for word in re.findall(r"[a-z]+", strict_text) if word in COMMANDS}
         self.assertTrue(named)
@@ -90,14 +91,14 @@ class ManPageMatchesArgparse(unittest.TestCase):
         self.assertIsNotNone(match, "the README's Flags: sentence")
         without = set(re.findall(r"`([a-z]+)`", match.group(1)))
         self.assertEqual(without, {n for n in COMMANDS if not takes_settings(n)})
-        self.assertEqual(set(re.findall(r"`(--[a-z-]+)`", match.group(2))), set(grammar.SETTING_FLAGS))
+        self.assertEqual(set(re.findall(r"`(--[a-z-]+)`", match.group(2))), set(FLAGS))
 
     def test_help_lists_every_option(self):
         """each command's --help shows each of its options (argparse's own text, from the same table)"""
         for name in COMMANDS:
             with self.subTest(name):
                 text = grammar.build_parser().commands[name].format_help()
-                for flag in own_options(name) | (set(grammar.SETTING_FLAGS) if takes_settings(name) else set()):
+                for flag in own_options(name) | (set(FLAGS) if takes_settings(name) else set()):
                     self.assertIn(flag, text)
 
     def test_defaults_name_a_users_paths_too(self):

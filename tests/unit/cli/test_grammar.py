@@ -15,6 +15,7 @@ import random
 import unittest
 
 from seestack_systemd.cli import grammar
+from seestack_systemd.settings.table import FLAGS
 
 # Words a hook line is made of: good and bad options, values, slugs, and the odd ones
 # argparse treats specially ('--', '-', '--x=y', a value that looks like an option).
@@ -37,8 +38,8 @@ def by_argparse(argv):
     if extra:
         return None
     ns = vars(parsed)
-    ns["settings"] = {name: ns.pop(name) for _, name, _ in grammar.COMMON_OPTIONS if ns.get(name) is not None}
-    for _, name, _ in grammar.COMMON_OPTIONS:
+    ns["settings"] = {name: ns.pop(name) for name in FLAGS.values() if ns.get(name) is not None}
+    for name in FLAGS.values():
         ns.pop(name, None)
     return {k: v for k, v in ns.items() if v is not None}
 
