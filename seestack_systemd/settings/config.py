@@ -27,6 +27,8 @@ from seestack_systemd.settings.table import BY_NAME, IN_FILE, VALUES, flag
 DEFAULT_CONFIG_FILE = str(BY_NAME["config"].default)
 # A config file is a few hundred bytes: far larger is not ours.
 CONFIG_FILE_LIMIT = 64 * 1024
+# The settings start needs (dirs_only), whose defaults differ for a user (paths.defaults).
+DIRS = ("state_dir", "data_dir")
 _TRUE = ("1", "yes", "true", "on")
 _FALSE = ("0", "no", "false", "off")
 # What a bad value of each kind is told to be instead.
@@ -207,10 +209,10 @@ def _load(environ: dict[str, str], given: dict[str, str | None] | None, with_key
         text = ""
     except OSError as e:
         raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
-    if text and (not dirs_only or sets(text, "state_dir") or sets(text, "data_dir")):
+    if text and (not dirs_only or any(sets(text, name) for name in DIRS)):
         file_values = parse_file(path, text)
     if dirs_only:  # the other settings, good or bad, are not this caller's business
-        file_values = {k: v for k, v in file_values.items() if k in ("state_dir", "data_dir")}
+        file_values = {k: v for k, v in file_values.items() if k in DIRS}
     warnings.extend(file_notes(path, file_values, IN_FILE))
     for name, raw in file_values.items():
         if name in VALUES:
@@ -222,7 +224,7 @@ def _load(environ: dict[str, str], given: dict[str, str | None] | None, with_key
     for name, raw in flags.items():
         if name in VALUES:
             values[name], sources[name] = convert(name, raw, flag_name(name)), "command line"
-    for name in ("state_dir", "data_dir"):
+    for name in DIRS:
         if name not in values and place[name] != VALUES[name].default:
             values[name], sources[name] = place[name], "default for a user (XDG directories)"
     config = Config(**values)

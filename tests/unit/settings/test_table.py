@@ -8,6 +8,7 @@ import os
 import re
 import unittest
 
+from seestack_systemd.files import _SET_ELSEWHERE
 from seestack_systemd.settings.config import Config
 from seestack_systemd.settings.table import BY_NAME, DROPIN, FLAGS, IN_FILE, TABLE, VALUES, Setting
 
@@ -76,6 +77,14 @@ class SettingsTable(unittest.TestCase):
             setting = BY_NAME[name]
             if setting.kind != "source" and setting.default not in (None, ""):
                 self.assertEqual(value, shown_default(setting), name)
+
+    def test_directory_errors_name_the_right_variables(self):
+        """the hint a directory error ends with names each setting's own variable and flag"""
+        for hint in _SET_ELSEWHERE.values():
+            for name, how in re.findall(r"([a-z_]+) \(([^)]*)\)", hint):
+                with self.subTest(hint):
+                    setting = BY_NAME[name]
+                    self.assertEqual(how, ", ".join([setting.env, *[f for f, n in FLAGS.items() if n == name]]))
 
     def test_drop_in_carries_flags_only(self):
         """the drop-in writes only settings a hook takes as flags, and never the key itself"""
