@@ -4,6 +4,7 @@ and how a run ended in the words its message starts with (the hooks' and ``run``
 from __future__ import annotations
 
 import json
+import signal
 
 from seestack_systemd.contract import MESSAGE_LIMIT_BYTES, SDK, STATUSES, TRUNCATION_MARK, rfc3339
 from seestack_systemd.errors import InvalidValue
@@ -90,8 +91,6 @@ EXEC_STATUSES = {
 def signal_name(value: str) -> str:
     """``KILL`` or ``9`` -> ``SIGKILL``; a number that is no signal stays ``signal 99``."""
     if value.isdigit():
-        import signal  # only a run that a signal ended pays for its enum
-
         try:
             return signal.Signals(int(value)).name
         except ValueError:

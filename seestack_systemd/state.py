@@ -85,7 +85,7 @@ def save(state_dir: str, slug: str, record: StartRecord) -> str:
 def take(state_dir: str, slug: str, invocation_id: str | None) -> tuple[StartRecord | None, str | None]:
     """Read and remove this invocation's record. Returns ``(record, None)``, or
     ``(None, why)`` when there is none or it is unusable (then it is removed too)."""
-    import json
+    import json  # here: start imports this module too, and json brings re; only finish reads a record
 
     directory = os.path.join(state_dir, slug)
     try:

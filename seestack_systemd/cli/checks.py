@@ -3,6 +3,7 @@ warnings an operator should act on, and the problems that keep heartbeats from g
 
 from __future__ import annotations
 
+from seestack_systemd.cli.listing import list_lines
 from seestack_systemd.delivery import spool
 from seestack_systemd.settings.config import Config
 from seestack_systemd.settings.table import TABLE
@@ -53,8 +54,6 @@ def warnings(cfg: Config, user: bool, environ: Mapping[str, str]) -> list[str]:
 
 def _unit_warnings(cfg: Config, user: bool, environ: Mapping[str, str]) -> list[str]:
     """Timers no longer scheduled, instances sharing a slug; nothing where systemd does not answer."""
-    from seestack_systemd.cli.listing import list_lines
-
     try:
         return list_lines(cfg, user=user, environ=dict(environ))[1]
     except (SeestackError, OSError):

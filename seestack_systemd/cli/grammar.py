@@ -209,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _grace() -> str:
+    # Here, not at the top: runner (subprocess, selectors) is off the hooks' path, and only run's help needs it.
     from seestack_systemd.jobs.runner import OUTPUT_GRACE_S
 
     return f"{OUTPUT_GRACE_S:g}"

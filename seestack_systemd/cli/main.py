@@ -2,6 +2,10 @@
 and picks exit codes (``exit_code_for`` and ``main``'s handler: the one error boundary).
 
 The command table is grammar.py's; log lines go out through log.py's Output.
+
+Each ``cmd_*`` imports its own modules: ``start`` runs before every job and loads 27
+modules, not the 130 of ``finish`` nor argparse and the rest of the other commands
+(tests/unit/across/test_structure.py holds both paths to a budget).
 """
 
 from __future__ import annotations

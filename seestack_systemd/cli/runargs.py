@@ -4,6 +4,8 @@ unknown option is noted, not fatal. Only a line with no command is a usage error
 
 from __future__ import annotations
 
+import difflib
+
 from seestack_systemd.errors import UsageError
 
 
@@ -12,8 +14,6 @@ def parse_run(args: list[str], setting_flags: dict[str, str]) -> dict[str, objec
     is not one of run's options (``--`` or not). An unknown option is skipped with a note
     (its value too when it looks like a misspelt option that takes one): the job runs.
     ``setting_flags`` maps the setting flags run takes to setting names. None for ``--help``."""
-    import difflib
-
     value_options = {"--success-exit": "success_exit", **setting_flags}
     opts: dict[str, object] = {"command": "run", "success_exit": [], "settings": {}, "notes": [], "slug": None,
                                "cmd": []}

@@ -194,6 +194,7 @@ def retry_after(value: str, now: float) -> float | None:
         return None
     if value.isascii() and value.isdigit():
         return float(value) if len(value) <= 9 else None  # beyond ~31 years is garbage, not a wait
+    # Here: finish imports policy before it reads the run's end, and the email package would delay that.
     from email.utils import mktime_tz, parsedate_tz
 
     try:

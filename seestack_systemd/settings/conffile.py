@@ -10,7 +10,7 @@ SECTION = "seestack"
 def parse_file(path: str, text: str) -> dict[str, str]:
     """The [seestack] section's settings, plus one '[NAME]' entry per other section (so
     that file_notes can say they are ignored); ConfigError for a file that is not INI."""
-    import configparser
+    import configparser  # here: start skips this parse unless the file sets one of its directories (sets)
 
     for number, line in enumerate(text.splitlines(), 1):
         # INI takes an indented line for the value above going on: a key pasted there would

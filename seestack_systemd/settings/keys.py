@@ -9,11 +9,13 @@ read is warned about when it holds a key.
 from __future__ import annotations
 
 import os
+import stat
 
 # _collections_abc, not collections.abc: os has loaded it already, and start pays for every import
 from _collections_abc import Callable
 
-from seestack_systemd.errors import ConfigError
+from seestack_systemd.errors import ConfigError, StateError
+from seestack_systemd.files import read_regular
 
 CREDENTIAL_NAME = "seestack-api-key"
 # systemd makes a unit's credentials directory here, owned by root (systemd.exec(5)).
@@ -23,8 +25,6 @@ KEY_FILE_LIMIT = 4096
 
 
 def _warn_if_exposed(path: str, st: os.stat_result, warnings: list[str]) -> None:
-    import stat
-
     if stat.S_ISREG(st.st_mode) and st.st_mode & 0o044:
         warnings.append(f"{path} is readable by group or others and may hold the API key; fix: chmod 600 {path}")
 
@@ -33,9 +33,6 @@ def read_text(path: str, warnings: list[str], limit: int, key_file: bool = False
     """A settings file's text: OSError when it cannot be opened, ConfigError when it is
     no regular file or is too large (see files.read_regular). A key file others may read
     is warned about; a config file only when a line of it sets ``api_key`` itself."""
-    from seestack_systemd.errors import StateError
-    from seestack_systemd.files import read_regular
-
     if path == os.devnull:  # the usual way to say "no config file"
         return ""
     try:
@@ -72,8 +69,6 @@ def _credentials_dir(environ: dict[str, str], trust_environment: bool, unit: str
     """$CREDENTIALS_DIRECTORY when it may be used. A root hook takes it only when systemd
     made it: a real, root-owned directory /run/credentials/UNIT (``unit``'s, when known)
     that no one else can write (the unit's environment could name any directory otherwise)."""
-    import stat
-
     path = environ.get("CREDENTIALS_DIRECTORY")
     if not path or trust_environment:
         return path

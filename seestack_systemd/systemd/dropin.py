@@ -8,6 +8,7 @@ import os
 from typing import Mapping, Optional, Tuple
 
 from seestack_systemd.errors import StateError, UsageError
+from seestack_systemd.settings.config import convert, parse_endpoint
 from seestack_systemd.settings.paths import HOOK_PATH
 from seestack_systemd.settings.table import DROPIN, VALUES
 from seestack_systemd.settings.table import flag as table_flag
@@ -26,8 +27,6 @@ _FLAG_VALUE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012
 def dropin_flags(settings: Mapping[str, Optional[str]]) -> str:
     """`` --deadline 3 ...`` for the hooks' command lines, each value checked as the hook
     will read it; '' when none is given."""
-    from seestack_systemd.settings.config import convert, parse_endpoint
-
     words = []
     for name in DROPIN:
         flag = table_flag(name)
