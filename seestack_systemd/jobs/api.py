@@ -14,9 +14,10 @@ import logging
 import os
 import threading
 import time
+from collections.abc import AsyncGenerator, Callable, Generator
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, AsyncGenerator, Callable, Dict, Generator, Optional, Tuple
+from typing import Any
 
 from seestack_systemd.settings import config as config_mod
 from seestack_systemd.settings.table import BY_NAME, VALUES
@@ -27,7 +28,7 @@ from seestack_systemd.slug import check_slug
 from seestack_systemd.state import new_run_id
 
 logger = logging.getLogger("seestack_systemd")
-_overrides: Dict[str, Any] = {}
+_overrides: dict[str, Any] = {}
 _LEVELS = {"error": logging.ERROR, "warning": logging.WARNING, "info": logging.INFO}
 
 
@@ -83,7 +84,7 @@ def start_job(slug: str) -> JobHandle:
     return JobHandle(check_slug(slug))
 
 
-def finish_job(handle: JobHandle, status: str, message: Optional[str] = None) -> bool:
+def finish_job(handle: JobHandle, status: str, message: str | None = None) -> bool:
     """Report the run now as ``"success"`` or ``"failed"``; return whether it was delivered.
 
     Raises ``ValueError`` for a bad status or a handle already finished; delivery
@@ -107,7 +108,7 @@ def finish_job(handle: JobHandle, status: str, message: Optional[str] = None) ->
         return False
 
 
-def _outcome(exc_type: type[BaseException] | None, exc: BaseException | None) -> Tuple[str, Optional[str]]:
+def _outcome(exc_type: type[BaseException] | None, exc: BaseException | None) -> tuple[str, str | None]:
     """How a block that ended with ``exc`` is reported: (status, message)."""
     if exc_type is None or exc_type is GeneratorExit:  # GeneratorExit: the consumer stopped early, no failure
         return "success", None
@@ -137,7 +138,7 @@ class monitor:
             raise TypeError(f"monitor needs the monitor's slug: write @monitor(\"my-job\") above {name}(),"
                             " not @monitor")
         self.slug = check_slug(slug)
-        self.handle: Optional[JobHandle] = None
+        self.handle: JobHandle | None = None
 
     def __enter__(self) -> JobHandle:
         self.handle = start_job(self.slug)

@@ -5,7 +5,7 @@ existing one of ours is read back (its slug, its timer)."""
 from __future__ import annotations
 
 import os
-from typing import Mapping, Optional, Tuple
+from collections.abc import Mapping
 
 from seestack_systemd.errors import StateError, UsageError
 from seestack_systemd.settings.config import convert, parse_endpoint
@@ -24,7 +24,7 @@ TEMPLATE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "seestack.co
 _FLAG_VALUE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:/+,=-")
 
 
-def dropin_flags(settings: Mapping[str, Optional[str]]) -> str:
+def dropin_flags(settings: Mapping[str, str | None]) -> str:
     """`` --deadline 3 ...`` for the hooks' command lines, each value checked as the hook
     will read it; '' when none is given."""
     words = []
@@ -45,7 +45,7 @@ def dropin_flags(settings: Mapping[str, Optional[str]]) -> str:
     return "".join(words)
 
 
-def render(unit: str, slug: str, hook: str = HOOK_PATH, flags: str = "", timer: Optional[str] = None) -> str:
+def render(unit: str, slug: str, hook: str = HOOK_PATH, flags: str = "", timer: str | None = None) -> str:
     """The drop-in text for ``unit`` monitored as ``slug`` by the hook at ``hook``, each
     hook line given ``flags`` (per-unit settings, e.g. `` --deadline 3``); ``timer`` names the trigger."""
     try:
@@ -62,7 +62,7 @@ def render(unit: str, slug: str, hook: str = HOOK_PATH, flags: str = "", timer: 
             .replace("@TIMER@", timer or ""))
 
 
-def read_dropin(path: str) -> Optional[Tuple[str, Optional[str]]]:
+def read_dropin(path: str) -> tuple[str, str | None] | None:
     """(slug, timer) of an existing drop-in of ours, or None when it is not ours."""
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
@@ -78,7 +78,7 @@ def read_dropin(path: str) -> Optional[Tuple[str, Optional[str]]]:
     return None
 
 
-def slug_in(path: str) -> Optional[str]:
+def slug_in(path: str) -> str | None:
     """The slug an existing drop-in of ours reports as, or None when it is not ours."""
     found = read_dropin(path)
     return found[0] if found else None
