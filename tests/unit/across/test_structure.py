@@ -16,6 +16,8 @@ import tokenize
 import typing
 import unittest
 
+from seestack_systemd.receiver.receive import Receiver
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 PACKAGE = os.path.join(ROOT, "seestack_systemd")
 # Modules that `start --unit U -- SLUG` and `finish --unit U -- SLUG` import beyond what
@@ -163,11 +165,14 @@ def _public_hinted():
 
 class Structure(unittest.TestCase):
     def test_hook_import_budget(self):
-        """the drop-in's own command lines (start/finish --unit, as systemd runs them) keep to their import budget"""
+        """the drop-in's own command lines (start/finish --unit, as systemd runs them, finish delivering to a
+        receiver) keep to their import budget, and neither imports typing"""
+        receiver = Receiver().start()
+        self.addCleanup(receiver.stop)
         with tempfile.TemporaryDirectory() as tmp:
             env = {"PATH": "/usr/bin:/bin", "SEESTACK_CONFIG": "/dev/null", "SEESTACK_STATE_DIR": tmp + "/state",
                    "SEESTACK_DATA_DIR": tmp + "/data", "SEESTACK_API_KEY": "sk-budget-0123456789",
-                   "SEESTACK_ENDPOINT": "http://127.0.0.1:9", "SEESTACK_DEADLINE": "0.2",
+                   "SEESTACK_ENDPOINT": receiver.url,
                    "INVOCATION_ID": "0123456789abcdef0123456789abcdef", "SERVICE_RESULT": "success",
                    "EXIT_CODE": "exited", "EXIT_STATUS": "0"}
             base = set(subprocess.run([sys.executable, "-IS", "-c", "import sys; print(' '.join(sys.modules))"],
@@ -186,6 +191,7 @@ class Structure(unittest.TestCase):
                 self.assertNotIn("typing", added, f"{command} --unit imports typing")
                 self.assertLessEqual(len(added), budget + SLACK, f"{command} imports {len(added)} modules, budget"
                                      f" {budget}: {' '.join(added)}")
+        self.assertEqual([r.status for r in receiver.wait_for(1)], [202])
 
     def test_only_the_boundaries_touch_the_process(self):
         """os.environ, print() and sys.exit() appear only in cli/main.py (and the library's own entry, jobs/api.py)"""
