@@ -110,8 +110,6 @@ def cmd_finish(opts: dict, environ: dict[str, str], out: Output) -> int:
     from seestack_systemd import inflight, state
     from seestack_systemd.systemd import hook
     from seestack_systemd.systemd.nextrun import parse_timespan
-    from seestack_systemd.delivery.policy import stop_bound
-    from seestack_systemd.delivery.report import deliver
     from seestack_systemd.slug import expand
 
     stop = StopOnTerm()
@@ -140,6 +138,10 @@ def cmd_finish(opts: dict, environ: dict[str, str], out: Output) -> int:
         facts = hook.unit_facts(env.unit, session) if env.unit and env.invocation_id else {}
         # The unit's journal tail is read first: our own warnings must not become the job's "last line".
         run = hook.finished_run(slug, env, record, cfg, opts.get("status"), os.uname().nodename, facts)
+        # Only now, with the run's end read: the delivery's imports (urllib, http.client, ssl) take tens of ms.
+        from seestack_systemd.delivery.policy import stop_bound
+        from seestack_systemd.delivery.report import deliver
+
         inflight.note_overlap(run, inflight.overlap(cfg.data_dir, slug, run.run_id))
         out.warn(notes)
         out.warn(cfg.send_warnings())
