@@ -16,22 +16,24 @@ from __future__ import annotations
 import calendar
 import json
 import time
-from typing import Callable, Dict, List, NamedTuple, Optional, Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 OUTPUTS = ("table", "json", "json-pretty")
 
 
-class Listing(NamedTuple):
+@dataclass(frozen=True)
+class Listing:
     """What ``list`` found: the rows, notes said above the table (on stderr with JSON), warnings."""
 
-    rows: List[dict]
-    notes: List[str]
-    warnings: List[str]
+    rows: list[dict]
+    notes: list[str]
+    warnings: list[str]
     show_all: bool
     systemd_up: bool
 
 
-def local(rfc3339: Optional[str], seconds: bool = True) -> str:
+def local(rfc3339: str | None, seconds: bool = True) -> str:
     """``2026-12-01T22:03:00.000Z`` in local time, ``2026-12-01 23:03:00`` (or ``-``)."""
     if not rfc3339:
         return "-"
@@ -39,7 +41,7 @@ def local(rfc3339: Optional[str], seconds: bool = True) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M", time.localtime(when))
 
 
-def describe(last: Optional[dict]) -> str:
+def describe(last: dict | None) -> str:
     """A row's last heartbeat: ``success 1.2s at 2026-12-01 22:03, delivered``, or ``none yet``."""
     if not last:
         return "none yet"
@@ -47,7 +49,7 @@ def describe(last: Optional[dict]) -> str:
     return f"{last['status']} {took} at {local(last['finishedAt'], seconds=False)}, {last['delivery']}"
 
 
-def columns(rows: Sequence[Sequence[str]], indent: str = "") -> List[str]:
+def columns(rows: Sequence[Sequence[str]], indent: str = "") -> list[str]:
     """Rows of cells as lines, each column but the last padded to its widest cell."""
     widths = [max(len(row[i]) for row in rows if i < len(row)) for i in range(max(map(len, rows)))]
     return [indent + " ".join(cell.ljust(widths[i]) if i < len(row) - 1 else cell for i, cell in enumerate(row))
@@ -58,7 +60,7 @@ def _next_run(row: dict) -> str:
     return f"NOT SCHEDULED ({row['notScheduled']})" if row.get("notScheduled") else local(row.get("nextRun"))
 
 
-def _units(rows: List[dict], listing: Listing) -> List[str]:
+def _units(rows: list[dict], listing: Listing) -> list[str]:
     table = [["UNIT", "SLUG", "TIMER", "NEXT RUN", "LAST HEARTBEAT"]]
     if not rows:
         return columns(table) + ["(no monitored units: add one with 'seestack-hook enable NAME.timer')"]
@@ -71,11 +73,11 @@ def _units(rows: List[dict], listing: Listing) -> List[str]:
     return columns(table)
 
 
-def _unsafe(rows: List[dict], listing: Listing) -> List[str]:
+def _unsafe(rows: list[dict], listing: Listing) -> list[str]:
     return [f"UNSAFE {row['unit']}: {row['problem']}" for row in rows]
 
 
-def _jobs(rows: List[dict], listing: Listing) -> List[str]:
+def _jobs(rows: list[dict], listing: Listing) -> list[str]:
     if not rows:
         return []
     table = [["JOB (last heartbeat)", "SOURCE", "LAST HEARTBEAT"]]
@@ -83,7 +85,7 @@ def _jobs(rows: List[dict], listing: Listing) -> List[str]:
     return [""] + columns(table)
 
 
-def _timers(rows: List[dict], listing: Listing) -> List[str]:
+def _timers(rows: list[dict], listing: Listing) -> list[str]:
     if not listing.show_all:
         return []
     if not listing.systemd_up:
@@ -95,7 +97,7 @@ def _timers(rows: List[dict], listing: Listing) -> List[str]:
     return ["", "timers not monitored yet:"] + (columns(table, indent="  ") if table else ["  (none)"])
 
 
-def _cron(rows: List[dict], listing: Listing) -> List[str]:
+def _cron(rows: list[dict], listing: Listing) -> list[str]:
     if not listing.show_all:
         return []
     if not rows:
@@ -108,7 +110,7 @@ def _cron(rows: List[dict], listing: Listing) -> List[str]:
     return out
 
 
-def _running(rows: List[dict], listing: Listing) -> List[str]:
+def _running(rows: list[dict], listing: Listing) -> list[str]:
     if not rows:
         return []
     table = [["RUNNING", "SINCE", "BY", "NOTE"]]
@@ -121,25 +123,25 @@ def _running(rows: List[dict], listing: Listing) -> List[str]:
     return [""] + columns(table)
 
 
-def _spool(rows: List[dict], listing: Listing) -> List[str]:
+def _spool(rows: list[dict], listing: Listing) -> list[str]:
     return [f"spool: {row['waiting']} heartbeat(s) waiting, oldest {_age(row['oldestAt']):.0f}s old"
             " ('seestack-hook flush' sends them)" for row in rows]
 
 
-def _age(rfc3339: Optional[str]) -> float:
+def _age(rfc3339: str | None) -> float:
     if not rfc3339:
         return 0.0
     return max(0.0, time.time() - calendar.timegm(time.strptime(rfc3339[:19], "%Y-%m-%dT%H:%M:%S")))
 
 
 # The table's sections, in order, by the kind of row each shows.
-SECTIONS: Dict[str, Callable[[List[dict], Listing], List[str]]] = {
+SECTIONS: dict[str, Callable[[list[dict], Listing], list[str]]] = {
     "unit": _units, "unsafe": _unsafe, "job": _jobs, "running": _running, "timer": _timers, "cron": _cron,
     "spool": _spool,
 }
 
 
-def table(listing: Listing) -> List[str]:
+def table(listing: Listing) -> list[str]:
     """The lines ``list`` prints for eyes."""
     lines = [f"({note})" for note in listing.notes]
     for kind, section in SECTIONS.items():
@@ -147,7 +149,7 @@ def table(listing: Listing) -> List[str]:
     return lines
 
 
-def render(listing: Listing, output: str = "table") -> List[str]:
+def render(listing: Listing, output: str = "table") -> list[str]:
     """The lines to print for ``--output`` (table, json: one array of row objects on one
     line, as systemctl's; json-pretty: the same, indented)."""
     if output == "table":

@@ -12,19 +12,20 @@ import os
 import secrets
 import shlex
 import tempfile
-from typing import List, NamedTuple, Optional
+from dataclasses import dataclass
 
 
-class Scratch(NamedTuple):
+@dataclass(frozen=True)
+class Scratch:
     """What ``make`` created: the directory and the shell lines that use it."""
 
     directory: str
     config_file: str
     api_key: str
-    exports: List[str]
+    exports: list[str]
 
 
-def make(endpoint: str, parent: Optional[str] = None, insecure_http: bool = False) -> Scratch:
+def make(endpoint: str, parent: str | None = None, insecure_http: bool = False) -> Scratch:
     """Create a scratch setup in a new 0700 directory under ``parent`` (default: $TMPDIR).
 
     The config file names every setting too, so ``--config FILE`` alone is enough where
@@ -60,7 +61,7 @@ def _write_private(path: str, text: str) -> None:
         f.write(text)
 
 
-def instructions(setup: Scratch, command: str = "seestack-hook") -> List[str]:
+def instructions(setup: Scratch, command: str = "seestack-hook") -> list[str]:
     """What ``receive --try`` prints: the lines to paste into another shell, and what next
     with ``command``, the way this install is run (paths.invoked_as)."""
     return [

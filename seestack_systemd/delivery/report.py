@@ -13,7 +13,10 @@ import time
 from collections.abc import Callable  # not typing: that is milliseconds of every finish
 
 from seestack_systemd import heartbeat, inflight
-from seestack_systemd.delivery import spool
+# policy and transport (http.client, ssl, urllib: tens of milliseconds) come with this module,
+# so that the signatures naming Client resolve: `finish` imports it once the run's end time is read.
+from seestack_systemd.delivery import policy, spool
+from seestack_systemd.delivery.transport import Client, Target
 from seestack_systemd.settings.config import Config
 from seestack_systemd.errors import StateError, Stopped
 from seestack_systemd.files import atomic_write, read_private, secure_dir
@@ -21,19 +24,11 @@ from seestack_systemd.heartbeat import Run
 from seestack_systemd.record import Record
 from seestack_systemd.slug import check_slug
 
-# The transport (urllib, http.client, ssl) is imported where a heartbeat is sent; mypy reads a
-# name TYPE_CHECKING as true, Python as False, and annotations naming Client stay unevaluated.
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from seestack_systemd.delivery.transport import Client
-
 # A log callback takes (level: "error" | "warning" | "info", one line of text).
 
 # Replaying the spool first may use at most this share of the deadline, so
 # an outage's backlog never crowds out the run that is finishing now.
 SPOOL_SHARE = 0.3
-# policy and transport (urllib, http.client, ssl, email: tens of milliseconds) are imported
-# where a heartbeat is sent, not with this module: `finish` takes the run's end time first.
 
 
 class Delivery(Record):
@@ -53,8 +48,6 @@ class Delivery(Record):
 
 def connect(config: Config) -> Client:
     """A client for the configured endpoint (ConfigError when one is missing)."""
-    from seestack_systemd.delivery.transport import Client, Target
-
     target = Target(
         config.endpoint_parsed(), config.require_key(), config.api_key_source, config.timeout,
         config.ca_file, config.https_proxy, config.no_proxy,
@@ -71,8 +64,6 @@ def send(client: Client, body: bytes, run_id: str, slug: str, deadline_at: float
          wall: Callable[[], float] = time.time, jitter: Callable[[], float] = _jitter) -> Delivery:
     """Send ``body`` until the policy says done, keep or drop, or ``deadline_at`` (on
     ``clock``) leaves no room for another attempt; retries wait as the policy says."""
-    from seestack_systemd.delivery import policy
-
     target = client.target
     if deadline_at - clock() < policy.MIN_ATTEMPT_S:
         return Delivery("temporary", "no time was left for an attempt")
@@ -163,8 +154,6 @@ def replay_dir(spool_dir: str, client: Client, deadline_at: float, log: Callable
     the replay (the backend is down, the key is refused, the endpoint is wrong: the rest
     would fare the same), keeping that heartbeat and the rest. ``settled(run_id, slug,
     outcome, detail)`` hears of each heartbeat delivered or dropped."""
-    from seestack_systemd.delivery import policy
-
     def send_one(run_id: str, body: bytes) -> tuple[str, str]:
         slug = _slug_of(body)
         answer = client.post(body, run_id, deadline_at - clock())

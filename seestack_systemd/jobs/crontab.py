@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from typing import List, NamedTuple, Optional, Set, Tuple
+from dataclasses import dataclass, replace
 
 from seestack_systemd.slug import slug_from_name
 
@@ -35,7 +35,8 @@ _PREFIXES = {"cd", "test", "[", "[[", "true", ":", "sleep", "umask", "export", "
 _INTERPRETERS = {"sh", "bash", "dash", "python", "python3", "perl", "php", "ruby", "node", "Rscript"}
 
 
-class CronJob(NamedTuple):
+@dataclass(frozen=True)
+class CronJob:
     """One job line: where it is, who runs it, when, what; and whether it reports already."""
 
     file: str
@@ -55,12 +56,12 @@ class CronJob(NamedTuple):
         return " ".join([self.schedule, *([self.owner] if self.system else []), wrap(self.slug, self.command)])
 
 
-def parse(text: str, path: str, owner: Optional[str] = None) -> Tuple[List[CronJob], List[str]]:
+def parse(text: str, path: str, owner: str | None = None) -> tuple[list[CronJob], list[str]]:
     """(the jobs of crontab ``text``, one problem per line cron would refuse). ``owner``
     None: a system crontab (/etc/crontab, /etc/cron.d/*), whose lines name the user;
     else a user's crontab, whose jobs all run as ``owner``. run-parts lines are left out."""
-    jobs: List[CronJob] = []
-    problems: List[str] = []
+    jobs: list[CronJob] = []
+    problems: list[str] = []
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#") or _ENV.match(line):
@@ -84,7 +85,7 @@ def parse(text: str, path: str, owner: Optional[str] = None) -> Tuple[List[CronJ
     return jobs, problems
 
 
-def split_stdin(command: str) -> Tuple[str, str]:
+def split_stdin(command: str) -> tuple[str, str]:
     """(the command, its stdin part from the first unescaped ``%`` on, ``%`` included)."""
     match = re.search(r"(?<!\\)%", command)
     return (command[:match.start()], command[match.start():]) if match else (command, "")
@@ -126,7 +127,7 @@ def command_slug(command: str) -> str:
     return "cron-job"
 
 
-def unique_slugs(jobs: List[CronJob], taken: Set[str]) -> List[CronJob]:
+def unique_slugs(jobs: list[CronJob], taken: set[str]) -> list[CronJob]:
     """The jobs with slugs made unique among themselves and ``taken`` (-2, -3, ...):
     two jobs reporting as one slug would mix their runs in one monitor."""
     seen = set(taken)
@@ -140,5 +141,5 @@ def unique_slugs(jobs: List[CronJob], taken: Set[str]) -> List[CronJob]:
             n += 1
             slug = f"{job.slug}-{n}"
         seen.add(slug)
-        result.append(job._replace(slug=slug))
+        result.append(replace(job, slug=slug))
     return result

@@ -14,29 +14,16 @@ import subprocess
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
 
 from seestack_systemd.contract import MESSAGE_LIMIT_BYTES
 from seestack_systemd.heartbeat import how_it_ended, tail_within
+from seestack_systemd.jobs.runs import Finished
 
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 STDERR_LINE_BYTES = MESSAGE_LIMIT_BYTES  # no one line may hold more than a message
 # How long output is still read after the command's own process has exited.
 OUTPUT_GRACE_S = 1.0
 READ_BYTES = 65536
-
-
-@dataclass
-class Finished:
-    """How the command ended: the exit code to pass on, and a message for the heartbeat."""
-
-    exit_code: int
-    success: bool
-    message: str
-    duration_ms: int
-    started_at: float
-    launch_error: bool = False  # the command could not be started at all
-    output_cut: bool = False  # a background child still held its output when the grace period ended
 
 
 class _Copy:

@@ -11,12 +11,23 @@ from seestack_systemd.settings import config
 from seestack_systemd import inflight
 from seestack_systemd.errors import ConfigError, StateError, UsageError
 from seestack_systemd.heartbeat import Run
+from seestack_systemd.record import Record
 from seestack_systemd.slug import check_slug
 from seestack_systemd.state import new_run_id
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:  # the runner's imports (subprocess, threads) are run's alone, not ping's
-    from seestack_systemd.jobs.runner import Finished
+
+class Finished(Record):
+    """How ``run``'s command ended (runner.run_command): the exit code to pass on, and a
+    message for the heartbeat. A Record, not a dataclass: ``ping`` imports this module
+    too, and dataclasses would add a quarter to its start-up."""
+
+    exit_code: int
+    success: bool
+    message: str
+    duration_ms: int
+    started_at: float
+    launch_error: bool = False  # the command could not be started at all
+    output_cut: bool = False  # a background child still held its output when the grace period ended
 
 
 def ping_run(slug: str, status: str, duration_ms: int | None, message: str | None, host: str,

@@ -13,9 +13,10 @@ import struct
 import sys
 import threading
 import time
+from collections.abc import Iterable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from socketserver import TCPServer
-from typing import Any, Iterable, Mapping, Optional, Protocol, Tuple, Union
+from typing import Any, Protocol
 
 from seestack_systemd.receiver.printer import Request
 from seestack_systemd.receiver.replies import Reply
@@ -34,7 +35,7 @@ class Answerer(Protocol):
     stopping: threading.Event
 
     def answer(self, method: str, path: str, headers: dict, body: bytes,
-               received_at: float) -> Tuple[Request, Optional[Reply], Union[dict, str, None]]: ...
+               received_at: float) -> tuple[Request, Reply | None, dict | str | None]: ...
 
     def record(self, request: Request) -> None: ...
 
@@ -44,7 +45,7 @@ class IngestServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, address: Tuple[str, int], receiver: Answerer) -> None:
+    def __init__(self, address: tuple[str, int], receiver: Answerer) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.receiver = receiver
         self._live: dict = {}
@@ -58,7 +59,7 @@ class IngestServer(ThreadingHTTPServer):
         TCPServer.server_bind(self)
         self.server_name, self.server_port = self.host_port()
 
-    def host_port(self) -> Tuple[str, int]:
+    def host_port(self) -> tuple[str, int]:
         """The address bound: an AF_INET or AF_INET6 socket's is always (str, int, ...)."""
         host, port = self.server_address[:2]
         return str(host), int(port)
@@ -143,7 +144,7 @@ class IngestHandler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle
 
-    def _content_length(self, headers: Mapping[str, str]) -> Tuple[int, Optional[Tuple[int, str]]]:
+    def _content_length(self, headers: Mapping[str, str]) -> tuple[int, tuple[int, str] | None]:
         """The body's length, or a (status, error) refusal when it cannot or should not be read."""
         if "transfer-encoding" in headers:
             return 0, (411, "Transfer-Encoding is not supported: send the body with a Content-Length")
@@ -154,7 +155,7 @@ class IngestHandler(BaseHTTPRequestHandler):
             return 0, (413, f"body of {size} bytes is larger than the {MAX_BODY_BYTES} allowed")
         return size, None
 
-    def _send(self, status: int, payload: Union[dict, str, None], extra: Iterable[Tuple[str, str]] = ()) -> None:
+    def _send(self, status: int, payload: dict | str | None, extra: Iterable[tuple[str, str]] = ()) -> None:
         """Send ``payload``: a dict as JSON, text as text/plain, None as no body."""
         if isinstance(payload, str):
             body, media_type = payload.encode("utf-8"), "text/plain; charset=utf-8"
@@ -179,7 +180,7 @@ class IngestHandler(BaseHTTPRequestHandler):
         self.rfile.close()
         self.connection.close()
 
-    def _trickle(self, payload: Union[dict, str, None]) -> None:
+    def _trickle(self, payload: dict | str | None) -> None:
         body = json.dumps(payload).encode("utf-8")
         rest = b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
         try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 from seestack_systemd.contract import INGEST_PATH, rfc3339
 from seestack_systemd.receiver.replies import describe, parse_reply
@@ -18,7 +18,7 @@ from seestack_systemd.receiver.validator import bearer_token, parse_json
 _LINE_TEXT_MAX = 100
 
 
-@dataclass
+@dataclass(frozen=True)
 class Request:
     """One request the receiver recorded, with what it answered."""
 
@@ -27,7 +27,7 @@ class Request:
     headers: dict  # names lowercased
     body: bytes
     status: int  # the status sent, or 0 when nothing was sent (hang, reset, broken upload)
-    error: Optional[str]  # the first contract violation, or None
+    error: str | None  # the first contract violation, or None
     received_at: float  # time.time()
     reply: str = ""  # the scripted reply token that answered it; "" for normal behaviour
 

@@ -18,7 +18,8 @@ import hmac
 import json
 import threading
 from collections import deque
-from typing import Any, Iterable, List, Mapping, Optional, Tuple, Union
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from seestack_systemd.contract import INGEST_PATH
 from seestack_systemd.settings.endpoint import parse_endpoint
@@ -34,7 +35,7 @@ _POLL_INTERVAL = 0.05
 _JOIN_TIMEOUT = 2.0
 
 
-def parse_listen(text: str) -> Tuple[str, int]:
+def parse_listen(text: str) -> tuple[str, int]:
     """``receive --listen HOST:PORT`` as (host, port); a bare ``:PORT`` is loopback."""
     host, _, port = text.rpartition(":")
     if not port.isdigit():
@@ -42,7 +43,7 @@ def parse_listen(text: str) -> Tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
-def endpoint_hint(endpoint: str) -> Tuple[str, bool]:
+def endpoint_hint(endpoint: str) -> tuple[str, bool]:
     """The config line that points the agent at ``endpoint``, and whether it needs
     allow_insecure_http (plain http:// off loopback, which the agent otherwise refuses)."""
     try:
@@ -52,7 +53,7 @@ def endpoint_hint(endpoint: str) -> Tuple[str, bool]:
     return f"endpoint = {endpoint}", False
 
 
-def listen(address: str, replies: str, jsonl: Optional[str], out: Any) -> "Receiver":
+def listen(address: str, replies: str, jsonl: str | None, out: Any) -> Receiver:
     """The ``receive`` server on ``address`` (HOST:PORT), with its ``--reply`` script and
     ``--jsonl`` file; each problem is one line that says what to change."""
     host, port = parse_listen(address)
@@ -84,10 +85,10 @@ class Receiver:
         self,
         host: str = "127.0.0.1",
         port: int = 0,
-        replies: Union[str, Iterable[Union[Reply, int, str]]] = (),
-        jsonl: Optional[str] = None,
-        out: Optional[Any] = None,
-        api_key: Optional[str] = None,
+        replies: str | Iterable[Reply | int | str] = (),
+        jsonl: str | None = None,
+        out: Any = None,
+        api_key: str | None = None,
     ) -> None:
         """Bind ``host:port`` (port 0: any free port).
 
@@ -101,11 +102,11 @@ class Receiver:
         self._replies = deque(as_reply(item) for item in replies)
         self._out = out
         self._api_key = api_key
-        self.requests: List[Request] = []
+        self.requests: list[Request] = []
         self._lock = threading.Condition()
         self._accepted: set = set()
         self.stopping = threading.Event()
-        self._loop_thread: Optional[threading.Thread] = None
+        self._loop_thread: threading.Thread | None = None
         self._stopped = False
         self._server = IngestServer((host, port), self)
         try:
@@ -130,11 +131,11 @@ class Receiver:
         host = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(host, f"[{host}]" if ":" in host else host)
         return f"http://{host}:{port}"
 
-    def expect_key(self, api_key: Optional[str]) -> None:
+    def expect_key(self, api_key: str | None) -> None:
         """From now on answer 401 to a bearer token other than ``api_key`` (None: accept any)."""
         self._api_key = api_key
 
-    def start(self) -> "Receiver":
+    def start(self) -> Receiver:
         """Serve in a background daemon thread; return self."""
         self._loop_thread = threading.Thread(
             target=self._server.serve_forever, args=(_POLL_INTERVAL,), name="seestack-receiver", daemon=True
@@ -176,13 +177,13 @@ class Receiver:
                 self._jsonl.close()
                 self._jsonl = None
 
-    def __enter__(self) -> "Receiver":
+    def __enter__(self) -> Receiver:
         return self.start()
 
     def __exit__(self, *exc_info: Any) -> None:
         self.stop()
 
-    def wait_for(self, n: int, timeout: float = 5.0) -> List[Request]:
+    def wait_for(self, n: int, timeout: float = 5.0) -> list[Request]:
         """Block until at least ``n`` requests were recorded and return them all.
 
         Raises an error that is both AssertionError and TimeoutError after ``timeout`` seconds.
@@ -194,10 +195,10 @@ class Receiver:
             return list(self.requests)
 
     def answer(self, method: str, path: str, headers: dict, body: bytes,
-               received_at: float) -> Tuple[Request, Optional[Reply], Union[dict, str, None]]:
+               received_at: float) -> tuple[Request, Reply | None, dict | str | None]:
         """Decide the answer to one request and record it; the handler then sends it."""
         error = validate(method, path, headers, body)
-        payload: Union[dict, str, None]
+        payload: dict | str | None
         with self._lock:
             reply = self._replies.popleft() if path == INGEST_PATH and self._replies else None
             if reply is not None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import List, Optional, Union
 
 from seestack_systemd.receiver.validator import small_int
 
@@ -25,7 +24,7 @@ class Reply:
 
     kind: str  # "status", "hang", "reset" or "trickle"
     status: int = 0  # what gets sent: 0 for hang and reset
-    retry_after: Optional[int] = None
+    retry_after: int | None = None
 
     def __str__(self) -> str:
         if self.kind != "status":
@@ -35,7 +34,7 @@ class Reply:
         return f"{self.status}:{self.retry_after}"
 
 
-def parse_replies(spec: str) -> List[Reply]:
+def parse_replies(spec: str) -> list[Reply]:
     """Parse a comma-separated reply script such as ``"503,429:2,hang,202"``.
 
     Raises ValueError naming the first bad token. An empty spec is an empty script.
@@ -62,14 +61,14 @@ def parse_reply(token: str) -> Reply:
     return Reply("status", status, seconds)
 
 
-def as_reply(item: Union[Reply, int, str]) -> Reply:
+def as_reply(item: Reply | int | str) -> Reply:
     """A Reply from a Reply, a status number or a token."""
     if isinstance(item, Reply):
         return item
     return parse_reply(str(item).strip())
 
 
-def reply_payload(status: int) -> Optional[dict]:
+def reply_payload(status: int) -> dict | None:
     """The JSON body sent with a scripted status: none for 204 and 304."""
     if status in (204, 304):
         return None

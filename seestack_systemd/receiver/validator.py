@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Mapping, Optional
+from typing import Any
 
 from seestack_systemd.contract import INGEST_PATH, MESSAGE_LIMIT_BYTES, SDK_NAME, STATUSES, TIME_EXAMPLE
 from seestack_systemd.slug import check_slug
@@ -20,7 +21,7 @@ _UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]
 _BEARER_RE = re.compile(r"bearer ([!-~]+)", re.ASCII | re.IGNORECASE)
 
 
-def validate(method: str, path: str, headers: Mapping[str, str], body: bytes) -> Optional[str]:
+def validate(method: str, path: str, headers: Mapping[str, str], body: bytes) -> str | None:
     """Return the first way a request breaks the ingest contract, as a short sentence, or None.
 
     ``headers`` may use any case for names. Messages never contain the bearer token.
@@ -44,7 +45,7 @@ def validate(method: str, path: str, headers: Mapping[str, str], body: bytes) ->
     return _check_fields(doc, lowered["idempotency-key"])
 
 
-def _check_headers(headers: Mapping[str, str]) -> Optional[str]:
+def _check_headers(headers: Mapping[str, str]) -> str | None:
     auth = headers.get("authorization")
     if auth is None:
         return "missing Authorization header: send 'Authorization: Bearer <api key>'"
@@ -65,7 +66,7 @@ def _check_headers(headers: Mapping[str, str]) -> Optional[str]:
     return None
 
 
-def _check_fields(doc: dict, idempotency_key: str) -> Optional[str]:
+def _check_fields(doc: dict, idempotency_key: str) -> str | None:
     for name in ("slug", "status", "durationMs", "runId", "finishedAt", "sdk"):
         if name not in doc:
             return f"missing required field {name!r}"
@@ -100,7 +101,7 @@ def _check_fields(doc: dict, idempotency_key: str) -> Optional[str]:
     return _check_optional_fields(doc)
 
 
-def _check_optional_fields(doc: dict) -> Optional[str]:
+def _check_optional_fields(doc: dict) -> str | None:
     if "message" in doc:
         message = doc["message"]
         if not isinstance(message, str):
@@ -123,7 +124,7 @@ def _check_optional_fields(doc: dict) -> Optional[str]:
     return None
 
 
-def _check_time(name: str, value: Any) -> Optional[str]:
+def _check_time(name: str, value: Any) -> str | None:
     problem = f"{name} must be RFC 3339 UTC with milliseconds like {TIME_EXAMPLE}, not {show(value)}"
     if not isinstance(value, str) or not _TIME_RE.fullmatch(value):
         return problem
@@ -134,7 +135,7 @@ def _check_time(name: str, value: Any) -> Optional[str]:
     return None
 
 
-def bearer_token(value: str) -> Optional[str]:
+def bearer_token(value: str) -> str | None:
     """The token of an ``Authorization: Bearer <token>`` value, or None when it has another shape."""
     match = _BEARER_RE.fullmatch(value)
     return match.group(1) if match else None
@@ -174,7 +175,7 @@ def show(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def small_int(text: str) -> Optional[int]:
+def small_int(text: str) -> int | None:
     """``text`` as a non-negative int when it is up to 18 ASCII digits, else None."""
     # isdigit() alone accepts digits such as '²' that int() rejects; the length cap keeps
     # a 60,000-digit header from reaching int(), which refuses (3.11+) or labours over it.

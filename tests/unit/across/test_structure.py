@@ -135,13 +135,11 @@ def _cycles(edges):
 
 
 # Public names whose annotations typing.get_type_hints cannot resolve yet, each for a reason
-# measured on the hooks' path: transport's Client is imported only once the run's end time is
-# read (urllib, ~30 ms); heartbeat (json) is not on start's path; runner (subprocess, threads)
-# is run's alone; argparse is not imported when fast_parse reads the hooks' command lines.
-# The list is exact: a name that resolves must leave it, a new one may not join.
+# measured on the hooks' path (one line each). The list is exact: a name that resolves must
+# leave it, a new one may not join.
 UNRESOLVED_HINTS = {
-    "delivery.report.connect", "delivery.report.send", "delivery.report.replay", "delivery.report.replay_dir",
-    "inflight.note_overlap", "jobs.runs.command_run", "cli.grammar.build_parser",
+    "inflight.note_overlap",  # Run is heartbeat's, whose json import start (which imports inflight) never pays
+    "cli.grammar.build_parser",  # argparse is not imported when fast_parse reads the hooks' command lines
 }
 
 

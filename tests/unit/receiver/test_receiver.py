@@ -11,7 +11,6 @@ import tempfile
 import time
 import unittest
 import uuid
-from typing import Optional
 from urllib.parse import urlsplit
 
 from seestack_systemd.contract import INGEST_PATH as HEARTBEAT_PATH
@@ -41,7 +40,7 @@ def heartbeat(**fields) -> dict:
     return {name: value for name, value in body.items() if value is not None}
 
 
-def headers_for(body: dict, **overrides: Optional[str]) -> dict:
+def headers_for(body: dict, **overrides: str | None) -> dict:
     """Valid headers for ``body``; keyword names use '_' for '-', and None drops a header."""
     headers = {
         "Authorization": f"Bearer {API_KEY}",
@@ -62,7 +61,7 @@ def connect(receiver: Receiver, timeout: float = 2.0) -> http.client.HTTPConnect
     return http.client.HTTPConnection(url.hostname, url.port, timeout=timeout)
 
 
-def exchange(conn, body=None, headers=None, method="POST", path=HEARTBEAT_PATH, raw: Optional[bytes] = None):
+def exchange(conn, body=None, headers=None, method="POST", path=HEARTBEAT_PATH, raw: bytes | None = None):
     """Send one request on ``conn``; return (status, response headers, parsed JSON or None)."""
     body = heartbeat() if body is None else body
     data = raw if raw is not None else json.dumps(body).encode("utf-8")
