@@ -135,3 +135,18 @@ def tail_within(head: str, lines: list[str], limit: int = MESSAGE_LIMIT_BYTES) -
         room -= len(data) + 1
     text = "\n".join([head, *reversed(kept)]) if kept else head
     return text + mark if cut else text
+
+
+def note_overlap(run: Run, found: dict) -> None:
+    """Say in ``run``'s heartbeat that it started while ``found`` other runs of its job were
+    still going: in ``source.overlap`` always, and on the message's second line when it
+    failed (the first is the reason, the rest the output, which a long tail may cut)."""
+    if not found:
+        return
+    n, since = int(found["earlierRuns"]), rfc3339(float(found["since"]))
+    runs = "run of this job was" if n == 1 else "runs of this job were"
+    words = f"started while {n} earlier {runs} still running (since {since})"
+    run.source = dict(run.source or {}, overlap={"earlierRuns": n, "since": since})
+    if run.status == "failed":
+        head, newline, rest = (run.message or "failed").partition("\n")
+        run.message = f"{head}\n{words}{newline}{rest}"

@@ -24,10 +24,6 @@ from seestack_systemd.contract import rfc3339
 from seestack_systemd.errors import StateError
 from seestack_systemd.files import O_READ_PRIVATE, atomic_write, read_private, secure_dir
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:  # heartbeat imports json: not on start's path
-    from seestack_systemd.heartbeat import Run
-
 RUNNING = "running"
 _UUID = frozenset("0123456789abcdef-")
 SUFFIX = ".json"
@@ -112,21 +108,6 @@ def overlap(data_dir: str, slug: str, run_id: str) -> dict:
     """What ``begin`` found of other runs of ``slug`` going on when ``run_id`` started ({}: none)."""
     found = _read(os.path.join(running_dir(data_dir), slug), [run_id + SUFFIX])
     return dict(found[0].get("overlap") or {}) if found else {}
-
-
-def note_overlap(run: Run, found: dict) -> None:
-    """Say in ``run``'s heartbeat that it started while ``found`` other runs of its job were
-    still going: in ``source.overlap`` always, and on the message's second line when it
-    failed (the first is the reason, the rest the output, which a long tail may cut)."""
-    if not found:
-        return
-    n, since = int(found["earlierRuns"]), rfc3339(float(found["since"]))
-    runs = "run of this job was" if n == 1 else "runs of this job were"
-    words = f"started while {n} earlier {runs} still running (since {since})"
-    run.source = dict(run.source or {}, overlap={"earlierRuns": n, "since": since})
-    if run.status == "failed":
-        head, newline, rest = (run.message or "failed").partition("\n")
-        run.message = f"{head}\n{words}{newline}{rest}"
 
 
 def records(data_dir: str) -> list[dict]:

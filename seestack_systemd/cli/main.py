@@ -109,6 +109,7 @@ def cmd_finish(opts: dict, environ: dict[str, str], out: Output) -> int:
     from seestack_systemd.settings import config
     from seestack_systemd import inflight, state
     from seestack_systemd.systemd import hook
+    from seestack_systemd.heartbeat import note_overlap
     from seestack_systemd.systemd.nextrun import parse_timespan
     from seestack_systemd.slug import expand
 
@@ -142,7 +143,7 @@ def cmd_finish(opts: dict, environ: dict[str, str], out: Output) -> int:
         from seestack_systemd.delivery.policy import stop_bound
         from seestack_systemd.delivery.report import deliver
 
-        inflight.note_overlap(run, inflight.overlap(cfg.data_dir, slug, run.run_id))
+        note_overlap(run, inflight.overlap(cfg.data_dir, slug, run.run_id))
         out.warn(notes)
         out.warn(cfg.send_warnings())
         if problem:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from seestack_systemd.settings import config
 from seestack_systemd import inflight
 from seestack_systemd.errors import ConfigError, StateError, UsageError
-from seestack_systemd.heartbeat import Run
+from seestack_systemd.heartbeat import Run, note_overlap
 from seestack_systemd.record import Record
 from seestack_systemd.slug import check_slug
 from seestack_systemd.state import new_run_id
@@ -90,5 +90,5 @@ def command_run(slug: str, argv: list[str], finished: Finished, host: str, run_i
               finished.started_at + finished.duration_ms / 1000, finished.duration_ms, finished.started_at,
               finished.message, host,
               {"command": {"argv0": os.path.basename(argv[0]), "exitCode": finished.exit_code}})
-    inflight.note_overlap(run, overlap or {})
+    note_overlap(run, overlap or {})
     return run

@@ -138,7 +138,6 @@ def _cycles(edges):
 # measured on the hooks' path (one line each). The list is exact: a name that resolves must
 # leave it, a new one may not join.
 UNRESOLVED_HINTS = {
-    "inflight.note_overlap",  # Run is heartbeat's, whose json import start (which imports inflight) never pays
     "cli.grammar.build_parser",  # argparse is not imported when fast_parse reads the hooks' command lines
 }
 
