@@ -215,7 +215,7 @@ def cron_jobs(root: str | None, user: bool) -> tuple[list[CronJob], list[str]]:
             if done.returncode == 0:
                 texts.append((path, done.stdout, name))
             elif "no crontab" not in done.stderr:
-                problems.append(f"crontab -l failed: {(done.stderr.strip().splitlines() or ['no output'])[0]}")
+                problems.append(f"crontab -l failed: {programs.first_line(done.stderr)}")
     else:
         cron_d = os.path.join(base, "etc/cron.d")
         # cron itself skips cron.d files with other characters in their names (e.g. x.dpkg-old).

@@ -30,7 +30,7 @@ def locate(name: str) -> str:
     raise FileNotFoundError(2, f"{name} not found in {', '.join(PROGRAM_DIRS)}", name)
 
 
-def environment(session: Mapping[str, str] | None = None) -> dict:
+def environment(session: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment a helper runs with: a fixed PATH, the C locale, no pager, and for
     a user manager the session variables from ``session``."""
     env = {"PATH": FIXED_PATH, "LANG": "C.UTF-8", "SYSTEMD_PAGER": "", "SYSTEMD_COLORS": "0"}
@@ -52,6 +52,11 @@ def run(name: str, args: Sequence[str], timeout: float, text: bool = False,
                               env=environment(session), encoding="utf-8", errors="replace")
     return subprocess.run(argv, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL,
                           env=environment(session))
+
+
+def first_line(stderr: str) -> str:
+    """What a failed helper said, in one line for an error message: its first line of stderr."""
+    return (stderr.strip().splitlines() or ["no output"])[0]
 
 
 def systemctl(args: Sequence[str], timeout: float, session: Mapping[str, str] | None = None

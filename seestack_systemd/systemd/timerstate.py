@@ -7,9 +7,7 @@ import glob
 import os
 from collections.abc import Mapping
 
-from seestack_systemd.errors import StateError
-from seestack_systemd.systemd.units import (USER_MANAGER_HINT, instance_of, show_units, systemctl,
-                                            timer_unit_from_file, unit_dirs)
+from seestack_systemd.systemd.units import failed, instance_of, show_units, systemctl, timer_unit_from_file, unit_dirs
 
 # LoadState values of a timer that systemd will not run, in the operator's words.
 UNLOADED = {"not-found": "removed", "masked": "masked", "error": "failed to load", "bad-setting": "failed to load"}
@@ -38,9 +36,7 @@ def timers(root: str | None, user: bool, environ: Mapping[str, str]) -> dict[str
     session = environ if user else None
     listed = systemctl(session, "list-units", "--type=timer", "--all", "--no-legend", "--plain", "--no-pager")
     if listed.returncode:
-        first = (listed.stderr.strip().splitlines() or ["no output"])[0]
-        hint = USER_MANAGER_HINT if user else "--root DIR lists from the unit files instead"
-        raise StateError(f"systemctl{' --user' if user else ''} list-units failed: {first}; {hint}")
+        raise failed(listed, session, "list-units", "--root DIR lists from the unit files instead")
     files = systemctl(session, "list-unit-files", "--type=timer", "--no-legend", "--no-pager").stdout
     words = [line.split()[0] for line in (listed.stdout + "\n" + files).splitlines() if line.split()]
     names = sorted({w for w in words if w.endswith(".timer")})

@@ -76,11 +76,19 @@ def show_units(session: Mapping[str, str] | None, names: Sequence[str], properti
     systemctl fails (the manager is not reachable), else whatever it printed."""
     done = systemctl(session, *programs.show_args(names, properties))
     if strict and done.returncode:
-        user = session is not None
-        first = (done.stderr.strip().splitlines() or ["no output"])[0]
-        hint = USER_MANAGER_HINT if user else "on a machine without systemd running, --root DIR works on the unit files"
-        raise StateError(f"systemctl{' --user' if user else ''} show {' '.join(names)} failed: {first}; {hint}")
+        raise failed(done, session, f"show {' '.join(names)}",
+                     "on a machine without systemd running, --root DIR works on the unit files")
     return programs.parse_show(done.stdout, len(names))
+
+
+def failed(done: subprocess.CompletedProcess, session: Mapping[str, str] | None, what: str,
+           system_hint: str) -> StateError:
+    """The error for an operator's systemctl command that failed: what systemctl said, and what
+    to do (for --user, how to get the user's manager running; else ``system_hint``)."""
+    user = session is not None
+    hint = USER_MANAGER_HINT if user else system_hint
+    said = programs.first_line(done.stderr)
+    return StateError(f"systemctl{' --user' if user else ''} {what} failed: {said}; {hint}")
 
 
 def daemon_reload(session: Mapping[str, str] | None = None) -> None:
@@ -96,8 +104,8 @@ def enable_user_flush(session: Mapping[str, str]) -> list[str]:
     done = systemctl(session, "enable", "--now", OWN_TIMER)
     if done.returncode == 0:
         return []
-    first = (done.stderr.strip().splitlines() or ["no output"])[0]
-    return [f"could not enable the user unit {OWN_TIMER} ({first}); it ships in the Debian package under"
+    said = programs.first_line(done.stderr)
+    return [f"could not enable the user unit {OWN_TIMER} ({said}); it ships in the Debian package under"
             " /usr/lib/systemd/user: without it, heartbeats spooled during an outage wait for the next run's hook"]
 
 
