@@ -42,7 +42,8 @@ class StopEnv(Record):
     exit_status: str | None
 
     @classmethod
-    def from_environ(cls, environ: dict[str, str], unit: str | None) -> "StopEnv":
+    def from_environ(cls, environ: dict[str, str], unit: str | None) -> StopEnv:
+        """What systemd set for ExecStopPost= in ``environ``; None for each variable it did not set."""
         return cls(
             unit,
             environ.get("INVOCATION_ID") or None,
