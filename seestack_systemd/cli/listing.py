@@ -9,7 +9,7 @@ import glob
 import os
 import stat
 import time
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from collections.abc import Mapping, Sequence
 
 from seestack_systemd.settings.config import Config
 from seestack_systemd.contract import rfc3339
@@ -18,13 +18,13 @@ from seestack_systemd.errors import StateError, UsageError
 from seestack_systemd.cli.listview import Listing, render
 from seestack_systemd.systemd.nextrun import next_elapse_now
 from seestack_systemd.slug import expand, slug_from_name
-from seestack_systemd.systemd.timerstate import not_scheduled, show_units, timers
-from seestack_systemd.systemd.units import OWN_TIMER, Monitored, monitored, risky_units
+from seestack_systemd.systemd.timerstate import not_scheduled, timers
+from seestack_systemd.systemd.units import OWN_TIMER, Monitored, monitored, risky_units, show_units
 
 SENT_WORDS = {"delivered": "delivered", "duplicate": "delivered", "temporary": "spooled"}
 
 
-def source_kind(source: Optional[dict]) -> str:
+def source_kind(source: dict | None) -> str:
     """A last-heartbeat record's source in words: ``systemd unit x.service``, ``run``, ``ping``, ``library``."""
     if not source:
         return "-"
@@ -37,7 +37,7 @@ def source_kind(source: Optional[dict]) -> str:
     return "library" if "library" in source else next(iter(source))
 
 
-def records(config: Config) -> Dict[str, dict]:
+def records(config: Config) -> dict[str, dict]:
     """slug -> its last-heartbeat record, for every record in data_dir/last/."""
     from seestack_systemd.delivery.report import last_dir, last_heartbeat
 
@@ -50,7 +50,7 @@ def records(config: Config) -> Dict[str, dict]:
     return found
 
 
-def last_fact(record: Optional[dict]) -> Optional[dict]:
+def last_fact(record: dict | None) -> dict | None:
     """A last-heartbeat record as a row shows it: status, finishedAt (RFC 3339), durationMs,
     and delivery: ``delivered``, ``spooled`` (waiting for a replay) or ``refused``."""
     if not record:
@@ -59,7 +59,7 @@ def last_fact(record: Optional[dict]) -> Optional[dict]:
             "durationMs": record.get("durationMs"), "delivery": SENT_WORDS.get(str(record.get("outcome")), "refused")}
 
 
-def _instances(entry: Monitored, timers_found: Dict[str, Dict[str, str]], last: Dict[str, dict]) -> Dict[str, str]:
+def _instances(entry: Monitored, timers_found: dict[str, dict[str, str]], last: dict[str, dict]) -> dict[str, str]:
     """instance unit -> its slug, for the instances of a monitored template known here."""
     prefix = entry.service.partition("@")[0] + "@"
     units = {p.get("Unit", "") for p in timers_found.values()}
@@ -73,8 +73,8 @@ def _instances(entry: Monitored, timers_found: Dict[str, Dict[str, str]], last: 
     return found
 
 
-def unit_row(unit: str, slug: str, timer: Optional[str] = None, next_run: Optional[float] = None,
-             why: Optional[str] = None, last: Optional[dict] = None, template: Optional[str] = None,
+def unit_row(unit: str, slug: str, timer: str | None = None, next_run: float | None = None,
+             why: str | None = None, last: dict | None = None, template: str | None = None,
              per_instance: bool = False) -> dict:
     """A row of kind ``unit``: every key always there, null when not known."""
     return {"kind": "unit", "unit": unit, "slug": slug, "timer": timer or None,
@@ -82,13 +82,13 @@ def unit_row(unit: str, slug: str, timer: Optional[str] = None, next_run: Option
             "template": template, "perInstance": per_instance}
 
 
-def unit_rows(entries: Sequence[Monitored], timers_found: Dict[str, Dict[str, str]], last: Dict[str, dict],
-              missing: Optional[Dict[str, Optional[Dict[str, str]]]]) -> Tuple[List[dict], List[str], set]:
+def unit_rows(entries: Sequence[Monitored], timers_found: dict[str, dict[str, str]], last: dict[str, dict],
+              missing: dict[str, dict[str, str] | None] | None) -> tuple[list[dict], list[str], set]:
     """(rows, warnings, slugs shown) for the monitored units; ``missing`` holds the
     timers named in drop-ins that systemd did not list (None: systemd did not answer)."""
     by_service = {props.get("Unit"): timer for timer, props in timers_found.items()}
     now_wall, now_mono = time.time(), time.monotonic()
-    rows: List[dict] = []
+    rows: list[dict] = []
     warnings, shown = [], set()
     for entry in entries:
         timer = by_service.get(entry.service) or entry.timer or ""
@@ -105,7 +105,7 @@ def unit_rows(entries: Sequence[Monitored], timers_found: Dict[str, Dict[str, st
             rows.append(unit_row(entry.service, entry.slug, timer, next_run, why, last.get(entry.slug)))
             continue
         rows.append(unit_row(entry.service, entry.slug, timer, next_run, why, per_instance=True))
-        by_slug: Dict[str, List[str]] = {}
+        by_slug: dict[str, list[str]] = {}
         for unit, slug in _instances(entry, timers_found, last).items():
             by_slug.setdefault(slug, []).append(unit)
             shown.add(slug)
@@ -117,7 +117,7 @@ def unit_rows(entries: Sequence[Monitored], timers_found: Dict[str, Dict[str, st
     return rows, warnings, shown
 
 
-def list_rows(config: Config, root: Optional[str] = None, user: bool = False, show_all: bool = False,
+def list_rows(config: Config, root: str | None = None, user: bool = False, show_all: bool = False,
               environ: Mapping[str, str] = {}) -> Listing:
     """Every row ``seestack-hook list`` shows (listview.py says what each kind holds)."""
     from seestack_systemd.delivery import spool
@@ -126,14 +126,14 @@ def list_rows(config: Config, root: Optional[str] = None, user: bool = False, sh
         raise UsageError(f"--root {root}: no such directory; give the staging root that holds etc/ and usr/")
     entries = monitored(root, user, environ)
     last = records(config)
-    notes: List[str] = []
+    notes: list[str] = []
     try:
         timers_found = timers(root, user, environ)
         systemd_up = True
     except StateError as e:
         timers_found, systemd_up = {}, False
         notes.append(f"systemd is not answering here, so timers are not shown: {e}")
-    missing: Optional[Dict[str, Optional[Dict[str, str]]]] = {} if systemd_up else None
+    missing: dict[str, dict[str, str] | None] | None = {} if systemd_up else None
     wanted = sorted({e.timer for e in entries if e.timer and e.timer not in timers_found})
     if wanted and missing is not None and not root:
         states = show_units(environ if user else None, wanted, ["LoadState", "ActiveState", "UnitFileState"])
@@ -161,7 +161,7 @@ def list_rows(config: Config, root: Optional[str] = None, user: bool = False, sh
     return Listing(rows, notes, warnings, show_all, systemd_up)
 
 
-def running_rows(config: Config) -> List[dict]:
+def running_rows(config: Config) -> list[dict]:
     """A row of kind ``running`` per run in progress (inflight.py's records): systemd
     units' and ``run``'s, oldest first, with what ``start`` found of other runs still going
     (``overlaps``), and whether an earlier boot left it (the next flush reports it)."""
@@ -188,7 +188,7 @@ CRON_KEYS = ("file", "line", "owner", "schedule", "command", "slug")
 CRON_SPOOL = "var/spool/cron/crontabs"  # Debian's: one crontab per user, named for the user, root-only
 
 
-def cron_jobs(root: Optional[str], user: bool) -> Tuple[List[CronJob], List[str]]:
+def cron_jobs(root: str | None, user: bool) -> tuple[list[CronJob], list[str]]:
     """(the cron jobs of /etc/crontab, /etc/cron.d/* and every user's crontab; or with ``user``
     only this user's, by ``crontab -l``: the spool is root's), problems worth a warning.
     Under a staging ``root``, its files. Never written: cron's files are the operator's."""
@@ -199,9 +199,9 @@ def cron_jobs(root: Optional[str], user: bool) -> Tuple[List[CronJob], List[str]
     from seestack_systemd.systemd import programs
 
     base = root or "/"
-    texts: List[Tuple[str, str, Optional[str]]] = []  # (path, text, owner: None for a system crontab)
-    paths: List[Tuple[str, Optional[str]]] = []
-    problems: List[str] = []
+    texts: list[tuple[str, str, str | None]] = []  # (path, text, owner: None for a system crontab)
+    paths: list[tuple[str, str | None]] = []
+    problems: list[str] = []
     if user:
         name = pwd.getpwuid(os.geteuid()).pw_name
         path = os.path.join("/", CRON_SPOOL, name)
@@ -215,7 +215,7 @@ def cron_jobs(root: Optional[str], user: bool) -> Tuple[List[CronJob], List[str]
             if done.returncode == 0:
                 texts.append((path, done.stdout, name))
             elif "no crontab" not in done.stderr:
-                problems.append(f"crontab -l failed: {(done.stderr.strip().splitlines() or ['no output'])[0]}")
+                problems.append(f"crontab -l failed: {programs.first_line(done.stderr)}")
     else:
         cron_d = os.path.join(base, "etc/cron.d")
         # cron itself skips cron.d files with other characters in their names (e.g. x.dpkg-old).
@@ -236,7 +236,7 @@ def cron_jobs(root: Optional[str], user: bool) -> Tuple[List[CronJob], List[str]
             continue
         except OSError as e:
             problems.append(f"cannot read {path}: {e.strerror}")
-    jobs: List[CronJob] = []
+    jobs: list[CronJob] = []
     for path, text, owner in texts:
         found, bad = crontab.parse(text, path, owner)
         jobs += found
@@ -244,19 +244,19 @@ def cron_jobs(root: Optional[str], user: bool) -> Tuple[List[CronJob], List[str]
     return jobs, problems
 
 
-def list_lines(config: Config, root: Optional[str] = None, user: bool = False, show_all: bool = False,
-               environ: Mapping[str, str] = {}, output: str = "table") -> Tuple[List[str], List[str]]:
+def list_lines(config: Config, root: str | None = None, user: bool = False, show_all: bool = False,
+               environ: Mapping[str, str] = {}, output: str = "table") -> tuple[list[str], list[str]]:
     """(the lines ``seestack-hook list`` prints for ``output``, warnings for stderr)."""
     listing = list_rows(config, root, user, show_all, environ)
     notes = listing.notes if output != "table" else []  # the table says them in its first line
     return render(listing, output), notes + listing.warnings
 
 
-def suggestions(entries: Sequence[Monitored], timers_found: Dict[str, Dict[str, str]]) -> List[dict]:
+def suggestions(entries: Sequence[Monitored], timers_found: dict[str, dict[str, str]]) -> list[dict]:
     """A row of kind ``timer`` with an ``enable`` command per unmonitored timer; one per template,
     with --slug 'NAME-%i', and its other timers (instances too) as covered by it (no command)."""
     watched = {e.service for e in entries}
-    rows: List[dict] = []
+    rows: list[dict] = []
     templates = set()
     for timer, props in sorted(timers_found.items()):
         service = props.get("Unit", "")

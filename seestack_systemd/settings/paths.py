@@ -15,6 +15,7 @@ XDG base directory spec, so that a user's hooks read the user's own config:
 from __future__ import annotations
 
 import os
+from _collections_abc import Mapping  # os has loaded it; collections.abc is a module more on start's path
 
 from seestack_systemd.errors import UsageError
 
@@ -62,13 +63,13 @@ def is_user_mode(euid: int, user_flag: bool = False) -> bool:
     return user_flag or euid != 0
 
 
-def _xdg(environ: dict, name: str, fallback: str) -> str:
+def _xdg(environ: Mapping[str, str], name: str, fallback: str) -> str:
     # The spec: a relative value is invalid and must be ignored.
     value = environ.get(name, "")
     return value if value.startswith("/") else fallback
 
 
-def home_dir(environ: dict, euid: int) -> str:
+def home_dir(environ: Mapping[str, str], euid: int) -> str:
     """$HOME, else the password database's entry for ``euid``."""
     home = environ.get("HOME", "")
     if home.startswith("/"):
@@ -81,7 +82,15 @@ def home_dir(environ: dict, euid: int) -> str:
         return "/nonexistent"
 
 
-def defaults(environ: dict, user: bool, euid: int | None = None) -> dict:
+def config_home(environ: Mapping[str, str], euid: int | None = None) -> str:
+    """A user's XDG config directory: $XDG_CONFIG_HOME when absolute, else ~/.config of
+    ``home_dir`` (of ``euid``, this process's by default). The user's seestack.conf and the
+    user's systemd units (units.py) both live under it."""
+    euid = os.geteuid() if euid is None else euid
+    return _xdg(environ, "XDG_CONFIG_HOME", os.path.join(home_dir(environ, euid), ".config"))
+
+
+def defaults(environ: Mapping[str, str], user: bool, euid: int | None = None) -> dict:
     """``{"config", "state_dir", "data_dir"}``: the system paths, or ``user``'s XDG ones."""
     if not user:
         return dict(SYSTEM)
@@ -92,8 +101,7 @@ def defaults(environ: dict, user: bool, euid: int | None = None) -> dict:
     if not runtime and os.path.isdir(f"/run/user/{euid}"):
         runtime = f"/run/user/{euid}"
     return {
-        "config": os.path.join(_xdg(environ, "XDG_CONFIG_HOME", os.path.join(home, ".config")), "seestack",
-                               "seestack.conf"),
+        "config": os.path.join(config_home(environ, euid), "seestack", "seestack.conf"),
         # Without a runtime directory (a cron job outside a login session) start records
         # go under the data directory: they still never outlive a run by much.
         "state_dir": os.path.join(runtime, "seestack") if runtime else os.path.join(data, "run"),

@@ -2,7 +2,7 @@
 
 systemd sets $SERVICE_RESULT, $EXIT_CODE and $EXIT_STATUS for ExecStopPost=;
 the unit's journal holds its output and ``systemctl show`` its timer. Both
-are read through ``subprocess.run`` with argument lists.
+are read through programs.py: by absolute path, with an environment of our own.
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ class StopEnv(Record):
     exit_status: str | None
 
     @classmethod
-    def from_environ(cls, environ: dict[str, str], unit: str | None) -> "StopEnv":
+    def from_environ(cls, environ: dict[str, str], unit: str | None) -> StopEnv:
+        """What systemd set for ExecStopPost= in ``environ``; None for each variable it did not set."""
         return cls(
             unit,
             environ.get("INVOCATION_ID") or None,
@@ -62,51 +63,29 @@ def summary(env: StopEnv) -> str:
     return f"{result}: {ended or words or 'the run failed'}"
 
 
-def show(units: list[str], properties: list[str], session: Mapping[str, str] | None = None) -> list[dict[str, str]]:
-    """``systemctl show`` for several units in one call; one dict per unit ({} on failure).
-    ``session``: the environment of the user whose manager to ask (``--user``); None: the system's."""
-    import subprocess  # only hooks given a unit pay for it
-
-    from seestack_systemd.systemd import programs
-
-    try:
-        out = programs.run("systemctl", [*(["--user"] if session is not None else []), "show", "--no-pager", "-p",
-                                         ",".join(properties), "--", *units],
-                           timeout=SYSTEMCTL_TIMEOUT_S, text=True, session=session).stdout
-    except (OSError, subprocess.SubprocessError):
-        return [{} for _ in units]
-    blocks = out.split("\n\n")
-    result = []
-    for i in range(len(units)):
-        props: dict[str, str] = {}
-        for line in blocks[i].splitlines() if i < len(blocks) else ():
-            key, _, value = line.partition("=")
-            # A timer with several OnActiveSec=-style triggers lists each on a line of its own.
-            props[key] = f"{props[key]} {value}" if key in props else value
-        result.append(props)
-    return result
-
-
 def unit_facts(unit: str, session: Mapping[str, str] | None = None) -> dict[str, str]:
     """The unit's invocation, start timestamps, stop timeout and triggering timer (with its
-    schedule and, as ``nextRunAt``, its next elapse in Unix time)."""
-    from seestack_systemd.systemd.nextrun import next_elapse_now, next_run_at, systemd_calendar_next
+    schedule and, as ``nextRunAt``, its next elapse in Unix time). One ``systemctl show``
+    asks for the unit and the timer named after it; a timer of another name costs a second.
+    ``session``: the environment of the user whose manager to ask (``--user``); None: the system's."""
+    from seestack_systemd.systemd import programs  # (and subprocess) only hooks given a unit pay for it
+    from seestack_systemd.systemd.nextrun import next_elapse_now, next_run_at, schedule, systemd_calendar_next
 
     base = unit.rsplit(".", 1)[0]
     guess = base + ".timer"
     props = ["Id", "InvocationID", "TriggeredBy", "InactiveExitTimestampMonotonic",
              "ExecMainStartTimestampMonotonic", "TimeoutStopUSec", "TimersCalendar", "TimersMonotonic",
              "RandomizedDelayUSec", "NextElapseUSecRealtime", "NextElapseUSecMonotonic"]
-    own, timer = show([unit, guess], props, session)
+    own, timer = programs.show([unit, guess], props, SYSTEMCTL_TIMEOUT_S, session)
     trigger = next((t for t in own.get("TriggeredBy", "").split() if t.endswith(".timer")), "")
     if trigger and trigger != guess:
-        timer = show([trigger], props, session)[0]
+        timer = programs.show([trigger], props, SYSTEMCTL_TIMEOUT_S, session)[0]
     facts = {k: own[k] for k in props[:6] if own.get(k)}
     if trigger:
         facts["trigger"] = trigger
-        schedule = _schedule(timer)
-        if schedule:
-            facts["schedule"] = schedule
+        text = schedule(timer)
+        if text:
+            facts["schedule"] = text
         now_wall, now_mono = time.time(), time.monotonic()
         # Set when systemd has already re-armed the timer (a run started by hand); while the
         # run the timer started is stopping it is empty, and the hook computes it instead.
@@ -115,17 +94,6 @@ def unit_facts(unit: str, session: Mapping[str, str] | None = None) -> dict[str,
         if upcoming:
             facts["nextRunAt"] = repr(upcoming)
     return facts
-
-
-def _schedule(timer: dict[str, str]) -> str:
-    """``OnCalendar=*-*-* 02:00:00`` from systemctl's ``{ OnCalendar=... ; next_elapse=... }``."""
-    found = []
-    for key in ("TimersCalendar", "TimersMonotonic"):
-        for entry in timer.get(key, "").split("}"):
-            entry = entry.strip(" {")
-            if entry:
-                found.append(entry.split(";")[0].strip())
-    return "; ".join(found)
 
 
 def journal_tail(invocation_id: str, lines: int, sleep: Callable[[float], None] = time.sleep,

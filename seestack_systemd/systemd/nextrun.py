@@ -80,17 +80,25 @@ def utc_seconds(year: int, month: int, day: int, hour: int, minute: int, second:
     return float(days * 86400 + hour * 3600 + minute * 60 + second)
 
 
-def entries(value: str) -> list:
-    """``{ OnCalendar=daily ; next_elapse=... } { ... }`` -> [("OnCalendar", "daily", "...")]."""
+def entries(timer: dict) -> list[tuple[str, str, str]]:
+    """A timer's triggers, the one reading of its ``systemctl show`` properties
+    ``TimersCalendar=`` and ``TimersMonotonic=`` (in that order), each ``{ OnCalendar=daily ;
+    next_elapse=... }`` once per line or several on one -> [("OnCalendar", "daily", "...")]."""
     found = []
-    for block in value.split("}"):
-        block = block.strip(" {")
-        if not block:
-            continue
-        setting, _, rest = block.partition(";")
-        name, _, spec = setting.strip().partition("=")
-        found.append((name, spec.strip(), rest.strip().partition("next_elapse=")[2].strip()))
+    for key in ("TimersCalendar", "TimersMonotonic"):
+        for block in timer.get(key, "").split("}"):
+            block = block.strip(" \n{")
+            if not block:
+                continue
+            setting, _, rest = block.partition(";")
+            name, _, spec = setting.strip().partition("=")
+            found.append((name, spec.strip(), rest.strip().partition("next_elapse=")[2].strip()))
     return found
+
+
+def schedule(timer: dict) -> str:
+    """What the heartbeat's ``source.systemd.schedule`` says: ``OnCalendar=*-*-* 02:00:00; OnActiveUSec=2s``."""
+    return "; ".join(f"{name}={spec}" for name, spec, _ in entries(timer))
 
 
 def next_elapse_now(timer: dict, now_wall: float, now_mono: float) -> float | None:
@@ -107,8 +115,12 @@ def next_run_at(timer: dict, service: dict, now_wall: float, now_mono: float,
     ``timer`` and ``service`` are ``systemctl show`` properties (TimersCalendar,
     TimersMonotonic, RandomizedDelayUSec; InactiveExitTimestampMonotonic);
     ``calendar_next(specs)`` gives the next match of each calendar expression."""
-    monotonic = []
-    for name, spec, next_text in entries(timer.get("TimersMonotonic", "")):
+    monotonic: list[float] = []
+    specs: list[str] = []
+    for name, spec, next_text in entries(timer):
+        if name == "OnCalendar":  # the one kind TimersCalendar= holds (timer.c's TIMER_CALENDAR)
+            specs.append(spec)
+            continue
         span = parse_timespan(spec)
         if span is None:
             continue
@@ -123,7 +135,6 @@ def next_run_at(timer: dict, service: dict, now_wall: float, now_mono: float,
             if fixed is not None and fixed > now_mono:
                 monotonic.append(fixed)
     candidates = [now_wall + (m - now_mono) for m in monotonic]
-    specs = [spec for _, spec, _ in entries(timer.get("TimersCalendar", ""))]
     if specs:
         candidates += [t for t in calendar_next(specs) if t is not None and t > now_wall - 1]
     if not candidates:

@@ -1,5 +1,5 @@
-"""The helper programs the agent runs (systemctl, journalctl): by absolute path, with an
-environment of our own.
+"""The helper programs the agent runs (systemctl, journalctl, systemd-analyze): by absolute
+path, with an environment of our own; and the one reader of ``systemctl show``.
 
 A root hook inherits the unit's environment, which the unit's unprivileged user may
 write (``EnvironmentFile=``). Nothing of it reaches a helper: not its ``PATH`` (a planted
@@ -30,7 +30,7 @@ def locate(name: str) -> str:
     raise FileNotFoundError(2, f"{name} not found in {', '.join(PROGRAM_DIRS)}", name)
 
 
-def environment(session: Mapping[str, str] | None = None) -> dict:
+def environment(session: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment a helper runs with: a fixed PATH, the C locale, no pager, and for
     a user manager the session variables from ``session``."""
     env = {"PATH": FIXED_PATH, "LANG": "C.UTF-8", "SYSTEMD_PAGER": "", "SYSTEMD_COLORS": "0"}
@@ -52,3 +52,59 @@ def run(name: str, args: Sequence[str], timeout: float, text: bool = False,
                               env=environment(session), encoding="utf-8", errors="replace")
     return subprocess.run(argv, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL,
                           env=environment(session))
+
+
+def first_line(stderr: str) -> str:
+    """What a failed helper said, in one line for an error message: its first line of stderr."""
+    return (stderr.strip().splitlines() or ["no output"])[0]
+
+
+def systemctl(args: Sequence[str], timeout: float, session: Mapping[str, str] | None = None
+              ) -> subprocess.CompletedProcess:
+    """``systemctl ARGS``, text output: ``--user`` for the manager of the user whose
+    environment is ``session``; None: the system's manager."""
+    return run("systemctl", [*(["--user"] if session is not None else []), *args], timeout, text=True,
+               session=session)
+
+
+def show_args(units: Sequence[str], properties: Sequence[str]) -> list[str]:
+    """The arguments of ``systemctl show`` for ``properties`` of several units at once."""
+    return ["show", "--no-pager", "-p", ",".join(properties), "--", *units]
+
+
+def parse_show(text: str, count: int) -> list[dict[str, str]]:
+    """``systemctl show`` output for ``count`` units -> one dict of ``KEY=value`` lines per
+    unit, in the order they were asked for ({} for a block systemctl did not print).
+
+    The rule for a key printed more than once in a block: every value is kept, in order,
+    joined with newlines (``values`` splits them). systemctl prints a property that holds
+    several settings (``TimersCalendar=``, ``TimersMonotonic=``, ``EnvironmentFiles=``) once
+    per setting, and each reader needs them all; a value never holds a newline itself."""
+    blocks = text.split("\n\n")
+    found = []
+    for i in range(count):
+        props: dict[str, str] = {}
+        for line in blocks[i].splitlines() if i < len(blocks) else ():
+            key, sep, value = line.partition("=")
+            if sep:
+                props[key] = f"{props[key]}\n{value}" if key in props else value
+        found.append(props)
+    return found
+
+
+def values(props: Mapping[str, str], key: str) -> list[str]:
+    """Every value ``parse_show`` kept of ``key``, in order ([] when it was not printed)."""
+    value = props.get(key)
+    return value.split("\n") if value is not None else []
+
+
+def show(units: Sequence[str], properties: Sequence[str], timeout: float,
+         session: Mapping[str, str] | None = None) -> list[dict[str, str]]:
+    """``systemctl show`` of several units in one call, parsed by ``parse_show``; a {} per unit
+    when systemctl is missing or does not answer in time (the hooks go on without its facts).
+    ``session``: as for ``systemctl``."""
+    try:
+        done = systemctl(show_args(units, properties), timeout, session)
+    except (OSError, subprocess.SubprocessError):
+        return [{} for _ in units]
+    return parse_show(done.stdout, len(units))

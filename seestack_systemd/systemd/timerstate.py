@@ -5,21 +5,20 @@ from __future__ import annotations
 
 import glob
 import os
-from typing import Dict, List, Mapping, Optional, Sequence
+from collections.abc import Mapping
 
-from seestack_systemd.errors import StateError
-from seestack_systemd.systemd.units import USER_MANAGER_HINT, timer_unit_from_file, instance_of, systemctl, unit_dirs
+from seestack_systemd.systemd.units import failed, instance_of, show_units, systemctl, timer_unit_from_file, unit_dirs
 
 # LoadState values of a timer that systemd will not run, in the operator's words.
 UNLOADED = {"not-found": "removed", "masked": "masked", "error": "failed to load", "bad-setting": "failed to load"}
 
 
-def timers(root: Optional[str], user: bool, environ: Mapping[str, str]) -> Dict[str, Dict[str, str]]:
+def timers(root: str | None, user: bool, environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
     """timer -> {Unit, LoadState, ActiveState, NextElapse...} for every timer systemd (or the staging root) knows,
     template instances included; StateError where systemd does not answer."""
     if root:
         dirs = unit_dirs(root, user, environ)
-        found: Dict[str, Dict[str, str]] = {}
+        found: dict[str, dict[str, str]] = {}
         for d in dirs:
             # Enabled instances (x@a.timer) are the symlinks in the .wants/ directories.
             found_files = glob.glob(os.path.join(d, "*.timer")) + glob.glob(os.path.join(d, "*.wants", "*.timer"))
@@ -37,9 +36,7 @@ def timers(root: Optional[str], user: bool, environ: Mapping[str, str]) -> Dict[
     session = environ if user else None
     listed = systemctl(session, "list-units", "--type=timer", "--all", "--no-legend", "--plain", "--no-pager")
     if listed.returncode:
-        first = (listed.stderr.strip().splitlines() or ["no output"])[0]
-        hint = USER_MANAGER_HINT if user else "--root DIR lists from the unit files instead"
-        raise StateError(f"systemctl{' --user' if user else ''} list-units failed: {first}; {hint}")
+        raise failed(listed, session, "list-units", "--root DIR lists from the unit files instead")
     files = systemctl(session, "list-unit-files", "--type=timer", "--no-legend", "--no-pager").stdout
     words = [line.split()[0] for line in (listed.stdout + "\n" + files).splitlines() if line.split()]
     names = sorted({w for w in words if w.endswith(".timer")})
@@ -53,17 +50,7 @@ def timers(root: Optional[str], user: bool, environ: Mapping[str, str]) -> Dict[
     return found
 
 
-def show_units(session: Optional[Mapping[str, str]], names: Sequence[str],
-               properties: Sequence[str]) -> List[Dict[str, str]]:
-    """``systemctl show`` of several units (``session``: see units.systemctl): one dict per unit, in order."""
-    done = systemctl(session, "show", "--no-pager", "-p", ",".join(properties), "--", *names)
-    blocks = done.stdout.split("\n\n")
-    return [dict(line.partition("=")[::2]
-                 for line in (blocks[i] if i < len(blocks) else "").splitlines() if "=" in line)
-            for i in range(len(names))]
-
-
-def not_scheduled(timer: Optional[str], props: Optional[Dict[str, str]]) -> Optional[str]:
+def not_scheduled(timer: str | None, props: dict[str, str] | None) -> str | None:
     """Why a monitored unit's ``timer`` will not run it again (removed, masked, failed to
     load, disabled, stopped), or None while it is scheduled (or the unit has no timer)."""
     if not timer:

@@ -91,28 +91,17 @@ def _owner(uid: int) -> str:
 
 
 def environment_files(units: Sequence[str]) -> dict[str, list[str]]:
-    """unit -> the paths of its ``EnvironmentFile=`` settings, as systemd loaded them
-    (``{}`` for a unit systemd could not show)."""
-    import subprocess  # the hooks import this module only for hook_notes
-
-    from seestack_systemd.systemd.programs import run as run_program
+    """unit -> the paths of its ``EnvironmentFile=`` settings, as the system manager loaded
+    them ([] for a unit systemd could not show, or for all when there is no systemd)."""
+    from seestack_systemd.systemd import programs  # (and subprocess) the hooks import this module only for hook_notes
 
     if not units:
         return {}
-    try:
-        done = run_program("systemctl", ["show", "--no-pager", "-p", "Id,EnvironmentFiles", "--", *units],
-                           timeout=SHOW_TIMEOUT_S, text=True)
-    except (OSError, subprocess.SubprocessError):  # no systemd here: nothing systemd would load
-        return {}
     found: dict[str, list[str]] = {}
-    for unit, block in zip(units, done.stdout.split("\n\n")):
-        paths = []
-        for line in block.splitlines():
-            key, _, value = line.partition("=")
-            if key == "EnvironmentFiles" and value.strip():
-                # "/etc/default/x (ignore_errors=yes)"
-                paths.append(value.rsplit(" (ignore_errors=", 1)[0].strip())
-        found[unit] = paths
+    for unit, props in zip(units, programs.show(units, ["Id", "EnvironmentFiles"], SHOW_TIMEOUT_S)):
+        # One EnvironmentFiles= line per setting: "/etc/default/x (ignore_errors=yes)".
+        found[unit] = [value.rsplit(" (ignore_errors=", 1)[0].strip()
+                       for value in programs.values(props, "EnvironmentFiles") if value.strip()]
     return found
 
 

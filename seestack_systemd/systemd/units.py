@@ -8,13 +8,14 @@ from __future__ import annotations
 import glob
 import os
 import subprocess
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Dict, List, Mapping, NamedTuple, Optional, Tuple
 
 from seestack_systemd.errors import StateError, UsageError
+from seestack_systemd.systemd import programs
 from seestack_systemd.systemd.dropin import dropin_flags, render, read_dropin, slug_in
 from seestack_systemd.files import atomic_write
-from seestack_systemd.settings.paths import HOOK_PATH, missing_hook
+from seestack_systemd.settings.paths import HOOK_PATH, config_home, missing_hook
 from seestack_systemd.slug import expand, slug_from_name
 
 DROPIN_NAME = "seestack.conf"
@@ -30,6 +31,7 @@ UNIT_SUFFIXES = (".service", ".timer")
 OTHER_UNIT_TYPES = ("socket", "target", "path", "mount", "automount", "swap", "slice", "scope", "device")
 OWN_TIMER = "seestack-flush.timer"  # the agent's own: nothing to monitor there
 EXAMPLE_INSTANCES = ("Main_DB", "db.example.com")  # shown by enable for a template
+SYSTEMCTL_TIMEOUT_S = 30.0  # an operator's command: a busy manager may be slow, nobody waits on a job
 
 
 @dataclass
@@ -38,50 +40,72 @@ class Change:
 
     changed: bool
     text: str
-    warnings: List[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
-class Monitored(NamedTuple):
+@dataclass(frozen=True)
+class Monitored:
     """One drop-in of ours: the unit, its slug (pattern), the timer named when it was written."""
 
     service: str
     slug: str
-    timer: Optional[str]
+    timer: str | None
 
 
-def _config_dir(root: Optional[str], user: bool, environ: Mapping[str, str]) -> str:
+def _config_dir(root: str | None, user: bool, environ: Mapping[str, str]) -> str:
+    """Where ``enable`` writes drop-ins: root's /etc/systemd/system, or the user's own
+    unit directory in their XDG config directory (settings/paths.py), under ``root`` (or /)."""
     if user:
-        base = environ.get("XDG_CONFIG_HOME") or os.path.join(environ.get("HOME", "~"), ".config")
-        return os.path.join(root or "/", base.lstrip("/"), "systemd", "user")
+        return os.path.join(root or "/", config_home(environ).lstrip("/"), "systemd", "user")
     return os.path.join(root or "/", "etc/systemd/system")
 
 
-def systemctl(session: Optional[Mapping[str, str]], *args: str) -> subprocess.CompletedProcess:
-    """``systemctl`` (``--user`` for the manager of the user whose environment is ``session``)."""
-    from seestack_systemd.systemd import programs
-
+def systemctl(session: Mapping[str, str] | None, *args: str) -> subprocess.CompletedProcess:
+    """``systemctl ARGS`` for an operator's command (``--user`` for the manager of the user
+    whose environment is ``session``); StateError when there is no systemctl."""
     try:
-        return programs.run("systemctl", [*(["--user"] if session is not None else []), *args], timeout=30,
-                            text=True, session=session)
+        return programs.systemctl(args, SYSTEMCTL_TIMEOUT_S, session)
     except FileNotFoundError:
         raise StateError("systemctl was not found: is this a systemd machine? (--root DIR works without it)") from None
 
 
-def daemon_reload(session: Optional[Mapping[str, str]] = None) -> None:
+def show_units(session: Mapping[str, str] | None, names: Sequence[str], properties: Sequence[str],
+               strict: bool = False) -> list[dict[str, str]]:
+    """``systemctl show`` of several units in one call (``session``: see ``systemctl``): one
+    dict per unit, in order, by programs.parse_show's rule. ``strict``: StateError when
+    systemctl fails (the manager is not reachable), else whatever it printed."""
+    done = systemctl(session, *programs.show_args(names, properties))
+    if strict and done.returncode:
+        raise failed(done, session, f"show {' '.join(names)}",
+                     "on a machine without systemd running, --root DIR works on the unit files")
+    return programs.parse_show(done.stdout, len(names))
+
+
+def failed(done: subprocess.CompletedProcess, session: Mapping[str, str] | None, what: str,
+           system_hint: str) -> StateError:
+    """The error for an operator's systemctl command that failed: what systemctl said, and what
+    to do (for --user, how to get the user's manager running; else ``system_hint``)."""
+    user = session is not None
+    hint = USER_MANAGER_HINT if user else system_hint
+    said = programs.first_line(done.stderr)
+    return StateError(f"systemctl{' --user' if user else ''} {what} failed: {said}; {hint}")
+
+
+def daemon_reload(session: Mapping[str, str] | None = None) -> None:
     """``systemctl daemon-reload``, so systemd sees the new or removed drop-in."""
     done = systemctl(session, "daemon-reload")
     if done.returncode:
         raise StateError(f"systemctl daemon-reload failed: {done.stderr.strip()}")
 
 
-def enable_user_flush(session: Mapping[str, str]) -> List[str]:
+def enable_user_flush(session: Mapping[str, str]) -> list[str]:
     """Enable and start the user's seestack-flush.timer, which replays the user's spool;
     the warning to show when that cannot be done. ``session``: the user's environment."""
     done = systemctl(session, "enable", "--now", OWN_TIMER)
     if done.returncode == 0:
         return []
-    first = (done.stderr.strip().splitlines() or ["no output"])[0]
-    return [f"could not enable the user unit {OWN_TIMER} ({first}); it ships in the Debian package under"
+    said = programs.first_line(done.stderr)
+    return [f"could not enable the user unit {OWN_TIMER} ({said}); it ships in the Debian package under"
             " /usr/lib/systemd/user: without it, heartbeats spooled during an outage wait for the next run's hook"]
 
 
@@ -96,14 +120,14 @@ def normalize_unit(name: str) -> str:
     return name if name.endswith(UNIT_SUFFIXES) else name + ".service"
 
 
-def unit_dirs(root: Optional[str], user: bool, environ: Mapping[str, str]) -> List[str]:
+def unit_dirs(root: str | None, user: bool, environ: Mapping[str, str]) -> list[str]:
     """The directories systemd loads units from, under ``root`` (or /): for --user the
     user's config dir first, then the system-wide user unit dirs."""
     shared = USER_UNIT_DIRS if user else SYSTEM_UNIT_DIRS
     return ([_config_dir(root, user, environ)] if user else []) + [os.path.join(root or "/", d) for d in shared]
 
 
-def unit_file(root: Optional[str], user: bool, unit: str, environ: Mapping[str, str]) -> Optional[str]:
+def unit_file(root: str | None, user: bool, unit: str, environ: Mapping[str, str]) -> str | None:
     """Where a staging root holds ``unit`` (or its template), or None."""
     dirs = unit_dirs(root, user, environ)
     names = [unit]
@@ -117,7 +141,7 @@ def unit_file(root: Optional[str], user: bool, unit: str, environ: Mapping[str, 
     return None
 
 
-def resolve(unit: str, root: Optional[str], user: bool, environ: Mapping[str, str]) -> Tuple[str, Optional[str]]:
+def resolve(unit: str, root: str | None, user: bool, environ: Mapping[str, str]) -> tuple[str, str | None]:
     """(the service to monitor, the timer named) for what the operator typed; checks it exists."""
     unit = normalize_unit(unit)
     timer = unit if unit.endswith(".timer") else None
@@ -144,7 +168,7 @@ def resolve(unit: str, root: Optional[str], user: bool, environ: Mapping[str, st
             raise UsageError(f"template unit {unit} not found")
         timer = unit[: -len(".service")] + ".timer"
         return unit, timer if unit_file(None, user, timer, environ) else None
-    props = _show(environ if user else None, unit, ["LoadState", "Unit", "TriggeredBy"])
+    props = show_units(environ if user else None, [unit], ["LoadState", "Unit", "TriggeredBy"], strict=True)[0]
     if props.get("LoadState") in ("not-found", "", None):
         raise UsageError(f"unit {unit} not found: check the name with 'systemctl list-unit-files {unit}'")
     if timer:
@@ -153,23 +177,14 @@ def resolve(unit: str, root: Optional[str], user: bool, environ: Mapping[str, st
     return unit, next((t for t in props.get("TriggeredBy", "").split() if t.endswith(".timer")), None)
 
 
-def timer_unit_from_file(path: str) -> Optional[str]:
+def timer_unit_from_file(path: str) -> str | None:
+    """The ``Unit=`` a timer's unit file names, or None (then it triggers the service of its own name)."""
     with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
             key, _, value = line.partition("=")
             if key.strip() == "Unit":
                 return value.strip()
     return None
-
-
-def _show(session: Optional[Mapping[str, str]], unit: str, properties: List[str]) -> Dict[str, str]:
-    user = session is not None
-    done = systemctl(session, "show", "--no-pager", "-p", ",".join(properties), "--", unit)
-    if done.returncode:
-        first = (done.stderr.strip().splitlines() or ["no output"])[0]
-        hint = USER_MANAGER_HINT if user else "on a machine without systemd running, --root DIR works on the unit files"
-        raise StateError(f"systemctl{' --user' if user else ''} show {unit} failed: {first}; {hint}")
-    return dict(line.partition("=")[::2] for line in done.stdout.splitlines() if "=" in line)
 
 
 def default_slug(service: str) -> str:
@@ -195,11 +210,12 @@ def check_slug_pattern(slug: str, service: str = "probe@probe.service") -> str:
     return slug
 
 
-def dropin_path(service: str, root: Optional[str], user: bool, environ: Mapping[str, str]) -> str:
+def dropin_path(service: str, root: str | None, user: bool, environ: Mapping[str, str]) -> str:
+    """Where ``enable`` writes ``service``'s drop-in (UNIT.d/seestack.conf)."""
     return os.path.join(_config_dir(root, user, environ), service + ".d", DROPIN_NAME)
 
 
-def _template_notes(service: str, slug: str) -> Tuple[str, List[str]]:
+def _template_notes(service: str, slug: str) -> tuple[str, list[str]]:
     """What enable says of a template: the slugs example instances get, or the advice to use %i."""
     if "@." not in service:
         return "", []
@@ -212,8 +228,8 @@ def _template_notes(service: str, slug: str) -> Tuple[str, List[str]]:
     return f"; instances report with %i made a slug (lower case, other characters '-'), e.g. {examples}", []
 
 
-def enable(unit: str, slug: Optional[str], root: Optional[str] = None, user: bool = False, force: bool = False,
-           environ: Mapping[str, str] = {}, settings: Mapping[str, Optional[str]] = {},
+def enable(unit: str, slug: str | None, root: str | None = None, user: bool = False, force: bool = False,
+           environ: Mapping[str, str] = {}, settings: Mapping[str, str | None] = {},
            hook: str = HOOK_PATH) -> Change:
     """Write the monitoring drop-in for ``unit`` calling ``hook`` (idempotent; ``force`` to
     change the slug, or to monitor a unit whose environment is not root's), with
@@ -261,7 +277,7 @@ def enable(unit: str, slug: Optional[str], root: Optional[str] = None, user: boo
                         f" in the SeeStack console; wrote {path}", warnings)
 
 
-def disable(unit: str, root: Optional[str] = None, user: bool = False, environ: Mapping[str, str] = {}) -> Change:
+def disable(unit: str, root: str | None = None, user: bool = False, environ: Mapping[str, str] = {}) -> Change:
     """Remove exactly the drop-in ``enable`` wrote (and its directory when left empty)."""
     unit = normalize_unit(unit)
     service = unit
@@ -269,8 +285,9 @@ def disable(unit: str, root: Optional[str] = None, user: bool = False, environ: 
         service = timer_unit_from_file(unit_file(root, user, unit, environ) or "/nonexistent") or \
             unit[: -len(".timer")] + ".service"
     elif unit.endswith(".timer"):
-        service = (timer_unit_from_file(unit_file(root, user, unit, environ) or "/nonexistent") if root else
-                   _show(environ if user else None, unit, ["Unit"]).get("Unit")) or unit[: -len(".timer")] + ".service"
+        named = (timer_unit_from_file(unit_file(root, user, unit, environ) or "/nonexistent") if root
+                 else show_units(environ if user else None, [unit], ["Unit"], strict=True)[0].get("Unit"))
+        service = named or unit[: -len(".timer")] + ".service"
     path = dropin_path(service, root, user, environ)
     if slug_in(path) is None:
         if os.path.lexists(path):
@@ -284,7 +301,7 @@ def disable(unit: str, root: Optional[str] = None, user: bool = False, environ: 
     return Change(True, f"stopped monitoring {service}: removed {path}")
 
 
-def monitored(root: Optional[str], user: bool, environ: Mapping[str, str]) -> List[Monitored]:
+def monitored(root: str | None, user: bool, environ: Mapping[str, str]) -> list[Monitored]:
     """Every drop-in of ours, sorted by unit."""
     pattern = os.path.join(_config_dir(root, user, environ), "*.d", DROPIN_NAME)
     found = []
@@ -295,7 +312,7 @@ def monitored(root: Optional[str], user: bool, environ: Mapping[str, str]) -> Li
     return found
 
 
-def unit_env_risks(service: str, root: Optional[str], user: bool, environ: Mapping[str, str]) -> List[str]:
+def unit_env_risks(service: str, root: str | None, user: bool, environ: Mapping[str, str]) -> list[str]:
     """Why the root hooks must not run with ``service``'s environment ([] when they may).
     User units run their hooks as the user: no privilege to gain there."""
     from seestack_systemd.systemd.unitenv import environment_files, environment_files_in, unit_risks
@@ -307,7 +324,7 @@ def unit_env_risks(service: str, root: Optional[str], user: bool, environ: Mappi
     return unit_risks(environment_files([service]).get(service, []))
 
 
-def risky_units(root: Optional[str], user: bool, environ: Mapping[str, str]) -> List[str]:
+def risky_units(root: str | None, user: bool, environ: Mapping[str, str]) -> list[str]:
     """One warning per monitored unit whose root hooks run with an environment root does not own."""
     from seestack_systemd.systemd.unitenv import FIX, environment_files, unit_risks
 

@@ -1,0 +1,195 @@
+"""The one systemd layer: programs.py runs systemctl and parses ``systemctl show`` once, by
+one rule for repeated keys; a timer's triggers are read by nextrun.entries alone; the hook,
+enable, list and the environment-file check all go through them. systemctl's output here
+is recorded text (systemd 252), fed where programs.py would run the real one."""
+
+import os
+import subprocess
+import unittest
+from unittest import mock
+
+from seestack_systemd.errors import StateError
+from seestack_systemd.settings import paths
+from seestack_systemd.systemd import hook, nextrun, programs, unitenv, units
+
+# `systemctl show -p ... -- job.service job.timer` while job.service's ExecStopPost= runs.
+SERVICE_BLOCK = ("Id=job.service\nInvocationID=0123456789abcdef0123456789abcdef\nTriggeredBy=job.timer\n"
+                 "InactiveExitTimestampMonotonic=391478308\nExecMainStartTimestampMonotonic=391480000\n"
+                 "TimeoutStopUSec=1min 30s\nRandomizedDelayUSec=0\nNextElapseUSecMonotonic=infinity\n")
+TIMER_BLOCK = ("Id=job.timer\nTimersMonotonic={ OnUnitActiveUSec=7s ; next_elapse=6min 31.464474s }\n"
+               "TimersMonotonic={ OnActiveUSec=2s ; next_elapse=6min 24.457596s }\n"
+               "RandomizedDelayUSec=0\nNextElapseUSecRealtime=\nNextElapseUSecMonotonic=infinity\n")
+
+
+class Systemctl:
+    """Stands in for programs.systemctl: records each call, answers from ``replies`` in turn."""
+
+    def __init__(self, *replies, returncode=0, stderr=""):
+        self.replies, self.calls, self.returncode, self.stderr = list(replies), [], returncode, stderr
+
+    def __call__(self, args, timeout, session=None):
+        self.calls.append((list(args), session))
+        reply = self.replies.pop(0)
+        if isinstance(reply, BaseException):
+            raise reply
+        return subprocess.CompletedProcess(["systemctl", *args], self.returncode, reply, self.stderr)
+
+
+class ParseShow(unittest.TestCase):
+    def test_blocks_in_order(self):
+        """one dict per unit asked for, in order; {} for a block systemctl did not print"""
+        self.assertEqual(programs.parse_show("Id=a.service\nX=1\n\nId=b.timer\n", 3),
+                         [{"Id": "a.service", "X": "1"}, {"Id": "b.timer"}, {}])
+        self.assertEqual(programs.parse_show("", 1), [{}])
+
+    def test_repeated_keys_keep_every_value(self):
+        """a key printed on several lines keeps each value, in order (values() splits them); '=' in a value stays"""
+        [props] = programs.parse_show("EnvironmentFiles=/etc/a (ignore_errors=no)\nEnvironment=A=1 B=2\n"
+                                      "EnvironmentFiles=/etc/my dir/b (ignore_errors=yes)\nId=x.service\n", 1)
+        self.assertEqual(programs.values(props, "EnvironmentFiles"),
+                         ["/etc/a (ignore_errors=no)", "/etc/my dir/b (ignore_errors=yes)"])
+        self.assertEqual(props["Environment"], "A=1 B=2")
+        self.assertEqual(programs.values(props, "Id"), ["x.service"])
+        self.assertEqual(programs.values(props, "Missing"), [])
+
+    def test_show_without_systemctl(self):
+        """show gives {} per unit when systemctl is missing or times out"""
+        for error in (FileNotFoundError(2, "no systemctl"), subprocess.TimeoutExpired(["systemctl"], 2.0)):
+            with mock.patch.object(programs, "systemctl", Systemctl(error)):
+                self.assertEqual(programs.show(["a.service", "a.timer"], ["Id"], 2.0), [{}, {}])
+
+    def test_user_manager(self):
+        """a session's environment asks that user's manager (--user), with its session variables only"""
+        calls = []
+
+        def run(name, args, timeout, text=False, session=None):
+            calls.append((name, list(args), session))
+            return subprocess.CompletedProcess(args, 0, "Id=a.service\n", "")
+
+        with mock.patch.object(programs, "run", run):
+            self.assertEqual(programs.show(["a.service"], ["Id", "Unit"], 2.0, {"HOME": "/home/u"}),
+                             [{"Id": "a.service"}])
+            programs.show(["a.service"], ["Id"], 2.0)
+        self.assertEqual(calls[0], ("systemctl", ["--user", "show", "--no-pager", "-p", "Id,Unit", "--", "a.service"],
+                                    {"HOME": "/home/u"}))
+        self.assertEqual(calls[1], ("systemctl", ["show", "--no-pager", "-p", "Id", "--", "a.service"], None))
+
+
+class TimerEntries(unittest.TestCase):
+    def test_one_per_line_or_several_on_one(self):
+        """entries reads TimersCalendar= then TimersMonotonic=, one per line (as parse_show keeps them) or in a row"""
+        [timer] = programs.parse_show(TIMER_BLOCK + "TimersCalendar={ OnCalendar=*-*-* 02:00:00 ; next_elapse=x }\n", 1)
+        expected = [("OnCalendar", "*-*-* 02:00:00", "x"), ("OnUnitActiveUSec", "7s", "6min 31.464474s"),
+                    ("OnActiveUSec", "2s", "6min 24.457596s")]
+        self.assertEqual(nextrun.entries(timer), expected)
+        in_a_row = dict(timer, TimersMonotonic=timer["TimersMonotonic"].replace("\n", " "))
+        self.assertEqual(nextrun.entries(in_a_row), expected)
+        self.assertEqual(nextrun.schedule(timer), "OnCalendar=*-*-* 02:00:00; OnUnitActiveUSec=7s; OnActiveUSec=2s")
+        self.assertEqual(nextrun.entries({}), [])
+
+
+class UnitFacts(unittest.TestCase):
+    def facts(self, fake, unit="job.service"):
+        with mock.patch.object(programs, "systemctl", fake), mock.patch("time.time", return_value=1000.0), \
+                mock.patch("time.monotonic", return_value=392.0), \
+                mock.patch.object(nextrun, "systemd_calendar_next", lambda specs: [4000.0 for _ in specs]):
+            return hook.unit_facts(unit)
+
+    def test_one_call_for_unit_and_timer(self):
+        """finish asks systemd once for the unit and its timer: nextRunAt exact from the recorded show"""
+        fake = Systemctl(SERVICE_BLOCK + "\n" + TIMER_BLOCK)
+        facts = self.facts(fake)
+        self.assertEqual(len(fake.calls), 1)
+        self.assertEqual(fake.calls[0][0][-3:], ["--", "job.service", "job.timer"])
+        self.assertEqual(facts["trigger"], "job.timer")
+        self.assertEqual(facts["schedule"], "OnUnitActiveUSec=7s; OnActiveUSec=2s")
+        self.assertEqual(facts["TimeoutStopUSec"], "1min 30s")
+        self.assertEqual(facts["InvocationID"], "0123456789abcdef0123456789abcdef")
+        # InactiveExitTimestampMonotonic 391.478308 s + 7 s, as wall time (now 1000.0 at monotonic 392.0).
+        self.assertAlmostEqual(float(facts["nextRunAt"]), 1006.478308, places=6)
+        self.assertNotIn("TimersMonotonic", facts)
+
+    def test_timer_of_another_name(self):
+        """a timer not named after the unit costs a second call, for that timer; its calendar and delay count"""
+        service = SERVICE_BLOCK.replace("TriggeredBy=job.timer", "TriggeredBy=other.timer")
+        other = ("Id=other.timer\nTimersCalendar={ OnCalendar=daily ; next_elapse=Tue 2026-12-01 00:00:00 UTC }\n"
+                 "RandomizedDelayUSec=2min\nNextElapseUSecRealtime=\n")
+        fake = Systemctl(service + "\nId=job.timer\n", other)
+        facts = self.facts(fake)
+        self.assertEqual([c[0][-1] for c in fake.calls], ["job.timer", "other.timer"])
+        self.assertEqual((facts["trigger"], facts["schedule"]), ("other.timer", "OnCalendar=daily"))
+        self.assertEqual(float(facts["nextRunAt"]), 4120.0)
+
+    def test_rearmed_timer(self):
+        """a timer systemd has re-armed already (a run started by hand): its own next elapse"""
+        timer = TIMER_BLOCK.replace("NextElapseUSecRealtime=", "NextElapseUSecRealtime=Thu 1970-01-01 00:30:00 UTC")
+        self.assertEqual(float(self.facts(Systemctl(SERVICE_BLOCK + "\n" + timer))["nextRunAt"]), 1800.0)
+
+    def test_no_timer_no_systemd(self):
+        """a unit no timer triggers: its facts without trigger; no systemctl at all: no facts"""
+        facts = self.facts(Systemctl(SERVICE_BLOCK.replace("TriggeredBy=job.timer", "TriggeredBy=") + "\n\n"))
+        self.assertNotIn("trigger", facts)
+        self.assertNotIn("nextRunAt", facts)
+        self.assertEqual(facts["Id"], "job.service")
+        self.assertEqual(self.facts(Systemctl(FileNotFoundError(2, "no systemctl"))), {})
+
+
+class EnvironmentFiles(unittest.TestCase):
+    def test_every_file_of_every_unit(self):
+        """each EnvironmentFiles= line of each unit, without systemd's '(ignore_errors=...)', spaces kept"""
+        out = ("Id=a.service\nEnvironmentFiles=/etc/default/a (ignore_errors=no)\n"
+               "EnvironmentFiles=/srv/my app/env (ignore_errors=yes)\n\nId=b.service\nEnvironmentFiles=\n")
+        fake = Systemctl(out)
+        with mock.patch.object(programs, "systemctl", fake):
+            found = unitenv.environment_files(["a.service", "b.service"])
+        self.assertEqual(found, {"a.service": ["/etc/default/a", "/srv/my app/env"], "b.service": []})
+        self.assertIsNone(fake.calls[0][1], "the system manager's view, never a user's")
+        with mock.patch.object(programs, "systemctl", Systemctl(FileNotFoundError(2, "no systemctl"))):
+            self.assertEqual(unitenv.environment_files(["a.service"]), {"a.service": []})
+        self.assertEqual(unitenv.environment_files([]), {})
+
+
+class OperatorShow(unittest.TestCase):
+    def test_strict_and_lenient(self):
+        """enable/disable (strict) say why systemctl failed and what to do; list takes what it printed"""
+        failing = Systemctl("", returncode=1, stderr="Failed to connect to bus: No medium found\n")
+        with mock.patch.object(programs, "systemctl", failing):
+            with self.assertRaisesRegex(StateError, r"systemctl --user show a.service failed: Failed to connect"
+                                                    r" to bus: No medium found; --user needs"):
+                units.show_units({"HOME": "/home/u"}, ["a.service"], ["LoadState"], strict=True)
+        with mock.patch.object(programs, "systemctl", Systemctl("LoadState=loaded\n\nLoadState=masked\n")):
+            self.assertEqual(units.show_units(None, ["a.timer", "b.timer"], ["LoadState"]),
+                             [{"LoadState": "loaded"}, {"LoadState": "masked"}])
+        with mock.patch.object(programs, "systemctl", Systemctl(FileNotFoundError(2, "no systemctl"))):
+            with self.assertRaisesRegex(StateError, "systemctl was not found"):
+                units.show_units(None, ["a.timer"], ["LoadState"])
+
+    def test_resolve_through_show(self):
+        """enable a.timer: the service it triggers from its Unit=; a service: its timer from TriggeredBy="""
+        with mock.patch.object(programs, "systemctl", Systemctl("LoadState=loaded\nUnit=b.service\nTriggeredBy=\n",
+                                                                "LoadState=loaded\nUnit=\nTriggeredBy=x.timer\n",
+                                                                "LoadState=not-found\n")):
+            self.assertEqual(units.resolve("a.timer", None, False, {}), ("b.service", "a.timer"))
+            self.assertEqual(units.resolve("x", None, False, {}), ("x.service", "x.timer"))
+            with self.assertRaisesRegex(Exception, "unit y.service not found"):
+                units.resolve("y", None, False, {})
+
+
+class ConfigDir(unittest.TestCase):
+    def test_one_xdg_rule(self):
+        """the user's config dir: an absolute $XDG_CONFIG_HOME, else ~/.config; seestack.conf and user units use it"""
+        env = {"HOME": "/home/u", "XDG_CONFIG_HOME": "/home/u/cfg"}
+        self.assertEqual(paths.config_home(env, 1000), "/home/u/cfg")
+        self.assertEqual(paths.config_home({"HOME": "/home/u", "XDG_CONFIG_HOME": "cfg"}, 1000), "/home/u/.config")
+        self.assertEqual(paths.defaults(env, True, 1000)["config"], "/home/u/cfg/seestack/seestack.conf")
+        self.assertEqual(units.dropin_path("a.service", None, True, env), "/home/u/cfg/systemd/user/a.service.d/"
+                                                                          "seestack.conf")
+        self.assertEqual(units.dropin_path("a.service", "/stage", True, {"HOME": "/home/u", "XDG_CONFIG_HOME": "x"}),
+                         "/stage/home/u/.config/systemd/user/a.service.d/seestack.conf")
+        self.assertEqual(units.unit_dirs("/stage", True, {"HOME": "/home/u"})[0], "/stage/home/u/.config/systemd/user")
+        self.assertEqual(units.dropin_path("a.service", None, False, env),
+                         os.path.join("/etc/systemd/system", "a.service.d", "seestack.conf"))
+
+
+if __name__ == "__main__":
+    unittest.main()
