@@ -8,7 +8,7 @@ are read through programs.py: by absolute path, with an environment of our own.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping  # loaded already on finish's path (report)
+from collections.abc import Callable, Mapping  # subprocess (programs.py) loads it on finish's path anyway
 
 from seestack_systemd.settings.config import Config
 from seestack_systemd.heartbeat import Run, how_it_ended, tail_within
