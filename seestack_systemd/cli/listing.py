@@ -7,17 +7,24 @@ from __future__ import annotations
 
 import glob
 import os
+import pwd
+import re
 import stat
 import time
 from collections.abc import Mapping, Sequence
 
-from seestack_systemd.settings.config import Config
-from seestack_systemd.contract import rfc3339
-from seestack_systemd.jobs.crontab import CronJob, unique_slugs
-from seestack_systemd.errors import StateError, UsageError
+from seestack_systemd import inflight
 from seestack_systemd.cli.listview import Listing, render
-from seestack_systemd.systemd.nextrun import next_elapse_now
+from seestack_systemd.contract import rfc3339
+from seestack_systemd.delivery import last, spool
+from seestack_systemd.errors import StateError, UsageError
+from seestack_systemd.jobs import crontab
+from seestack_systemd.jobs.crontab import CronJob, unique_slugs
+from seestack_systemd.settings.config import Config
 from seestack_systemd.slug import expand, slug_from_name
+from seestack_systemd.state import current_boot_id
+from seestack_systemd.systemd import programs
+from seestack_systemd.systemd.nextrun import next_elapse_now
 from seestack_systemd.systemd.timerstate import not_scheduled, timers
 from seestack_systemd.systemd.units import OWN_TIMER, Monitored, monitored, risky_units, show_units
 
@@ -39,12 +46,10 @@ def source_kind(source: dict | None) -> str:
 
 def records(config: Config) -> dict[str, dict]:
     """slug -> its last-heartbeat record, for every record in data_dir/last/."""
-    from seestack_systemd.delivery.report import last_dir, last_heartbeat
-
     found = {}
-    for path in sorted(glob.glob(os.path.join(last_dir(config), "*.json"))):
+    for path in sorted(glob.glob(os.path.join(last.last_dir(config.data_dir), "*.json"))):
         slug = os.path.basename(path)[: -len(".json")]
-        record = last_heartbeat(config, slug)
+        record = last.read(config.data_dir, slug)
         if record:
             found[slug] = record
     return found
@@ -120,8 +125,6 @@ def unit_rows(entries: Sequence[Monitored], timers_found: dict[str, dict[str, st
 def list_rows(config: Config, root: str | None = None, user: bool = False, show_all: bool = False,
               environ: Mapping[str, str] = {}) -> Listing:
     """Every row ``seestack-hook list`` shows (listview.py says what each kind holds)."""
-    from seestack_systemd.delivery import spool
-
     if root and not os.path.isdir(root):
         raise UsageError(f"--root {root}: no such directory; give the staging root that holds etc/ and usr/")
     entries = monitored(root, user, environ)
@@ -165,9 +168,6 @@ def running_rows(config: Config) -> list[dict]:
     """A row of kind ``running`` per run in progress (inflight.py's records): systemd
     units' and ``run``'s, oldest first, with what ``start`` found of other runs still going
     (``overlaps``), and whether an earlier boot left it (the next flush reports it)."""
-    from seestack_systemd import inflight
-    from seestack_systemd.state import current_boot_id
-
     boot_id = current_boot_id()
     rows = []
     for doc in inflight.records(config.data_dir):
@@ -192,12 +192,6 @@ def cron_jobs(root: str | None, user: bool) -> tuple[list[CronJob], list[str]]:
     """(the cron jobs of /etc/crontab, /etc/cron.d/* and every user's crontab; or with ``user``
     only this user's, by ``crontab -l``: the spool is root's), problems worth a warning.
     Under a staging ``root``, its files. Never written: cron's files are the operator's."""
-    import pwd
-    import re
-
-    from seestack_systemd.jobs import crontab
-    from seestack_systemd.systemd import programs
-
     base = root or "/"
     texts: list[tuple[str, str, str | None]] = []  # (path, text, owner: None for a system crontab)
     paths: list[tuple[str, str | None]] = []

@@ -15,11 +15,11 @@ from collections.abc import Callable  # not typing: that is milliseconds of ever
 from seestack_systemd import heartbeat, inflight
 # policy and transport (http.client, ssl, urllib: tens of milliseconds) come with this module,
 # so that the signatures naming Client resolve: `finish` imports it once the run's end time is read.
-from seestack_systemd.delivery import policy, spool
+from seestack_systemd.delivery import last, policy, spool
 from seestack_systemd.delivery.transport import Client, Target
 from seestack_systemd.settings.config import Config
 from seestack_systemd.errors import StateError, Stopped
-from seestack_systemd.files import atomic_write, read_private, secure_dir
+from seestack_systemd.files import secure_dir
 from seestack_systemd.heartbeat import Run
 from seestack_systemd.record import Record
 from seestack_systemd.slug import check_slug
@@ -243,10 +243,6 @@ def forget(config: Config, slug: str, run_id: str, log: Callable[[str, str], Non
         log("warning", f"{slug}: {e}: after a reboot it would be reported as interrupted")
 
 
-def last_dir(config: Config) -> str:
-    return os.path.join(config.data_dir, "last")
-
-
 def _remember(config: Config, run: Run, delivery: Delivery, log: Callable[[str, str], None]) -> None:
     """Keep the last heartbeat per slug for ``seestack-hook list`` (best effort)."""
     doc = {
@@ -261,7 +257,7 @@ def _settle(config: Config, run_id: str, slug: str, outcome: str, detail: str,
     """A replay delivered or dropped ``run_id``: when it is still ``slug``'s last
     heartbeat, say so in its record, so ``list`` no longer shows it spooled."""
     try:
-        doc = last_heartbeat(config, check_slug(slug))  # the slug names a file: only a valid one
+        doc = last.read(config.data_dir, check_slug(slug))  # the slug names a file: only a valid one
     except ValueError:
         return
     if not doc or doc.get("runId") != run_id:
@@ -272,17 +268,6 @@ def _settle(config: Config, run_id: str, slug: str, outcome: str, detail: str,
 
 def _write_last(config: Config, slug: str, doc: dict, log: Callable[[str, str], None]) -> None:
     try:
-        secure_dir(config.data_dir, setting="data_dir")
-        # replace=False: this write is in every finish, which holds up the unit's stop.
-        atomic_write(secure_dir(last_dir(config), setting="data_dir"), slug + ".json", json.dumps(doc).encode(),
-                     setting="data_dir", replace=False)
+        last.write(config.data_dir, slug, doc)
     except StateError as e:
         log("warning", f"could not record the last heartbeat: {e}")
-
-
-def last_heartbeat(config: Config, slug: str) -> dict | None:
-    """The last heartbeat recorded for ``slug``, or None."""
-    try:
-        return json.loads(read_private(os.path.join(last_dir(config), slug + ".json")))
-    except (OSError, ValueError, StateError):
-        return None

@@ -24,7 +24,7 @@ PACKAGE = os.path.join(ROOT, "seestack_systemd")
 # `python3 -IS` itself has loaded, measured with Python 3.11: an import on that path is paid
 # by every run of every monitored job. Other versions differ by a few (3.9's re and locale
 # are 4 more modules). The subpackages' __init__ modules count: finish has 4 of them.
-IMPORT_BUDGET = {"start": 27, "finish": 132}
+IMPORT_BUDGET = {"start": 27, "finish": 133}
 SLACK = 4
 # Where each process-wide effect may happen: cli.py is the command's boundary; api.py is the
 # library's (a library call has no argv, so it reads the process environment itself);
