@@ -15,6 +15,7 @@ the same job is still going: the overlap a heartbeat then reports.
 
 from __future__ import annotations
 
+import fcntl
 import os
 
 # _collections_abc, not collections.abc: os has loaded it already, and start pays for every import
@@ -130,7 +131,7 @@ def records(data_dir: str) -> list[dict]:
 
 def _read(directory: str, names: list[str]) -> list[dict]:
     """The records named, each a dict whose runId matches its name; the unreadable left out."""
-    import json
+    import json  # here: start imports this module too, and json brings re; start reads no record
 
     found = []
     for name in names:
@@ -165,8 +166,6 @@ def settle(data_dir: str, slug: str, run_id: str, report: Callable[[], None]) ->
     """Under a lock on the record of ``run_id``, while it still exists: ``report()`` (which
     spools its heartbeat), then remove it. Two processes that both found the record (the
     flush and a hook after a boot) never both report it."""
-    import fcntl
-
     try:
         fd = os.open(os.path.join(running_dir(data_dir), slug, run_id + SUFFIX), O_READ_PRIVATE)
     except FileNotFoundError:

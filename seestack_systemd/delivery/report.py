@@ -23,6 +23,7 @@ from seestack_systemd.files import secure_dir
 from seestack_systemd.heartbeat import Run
 from seestack_systemd.record import Record
 from seestack_systemd.slug import check_slug
+from seestack_systemd.state import current_boot_id
 
 # A log callback takes (level: "error" | "warning" | "info", one line of text).
 
@@ -172,8 +173,6 @@ def spool_interrupted(config: Config, log: Callable[[str, str], None]) -> int:
     """Turn each in-progress record an earlier boot left (or a run whose finish was cut
     off, see inflight.begin) into a failed heartbeat in the spool, durably, then remove
     the record; how many. Records of runs still going on this boot are left alone."""
-    from seestack_systemd.state import current_boot_id
-
     boot_id = current_boot_id()
     left = [doc for doc in inflight.records(config.data_dir) if boot_id and doc.get("bootId") != boot_id]
     if not left:

@@ -13,7 +13,7 @@ from seestack_systemd.errors import ConfigError, StateError, UsageError
 from seestack_systemd.heartbeat import Run, note_overlap
 from seestack_systemd.record import Record
 from seestack_systemd.slug import check_slug
-from seestack_systemd.state import new_run_id
+from seestack_systemd.state import current_boot_id, new_run_id
 
 
 class Finished(Record):
@@ -70,8 +70,6 @@ def begin_run(cfg: config.Config, slug: str, argv: list[str],
     """``run``'s in-progress record (so a reboot mid-run is still reported): the run's id, and
     the other runs of ``slug`` it found still going (see inflight.begin). A record that
     cannot be written is said through ``log(level, text)``, and the command runs all the same."""
-    from seestack_systemd.state import current_boot_id
-
     run_id = new_run_id()
     try:
         return run_id, inflight.begin(cfg.data_dir, run_id, slug, time.time(), current_boot_id(),

@@ -15,6 +15,7 @@ XDG base directory spec, so that a user's hooks read the user's own config:
 from __future__ import annotations
 
 import os
+import pwd
 from _collections_abc import Mapping  # os has loaded it; collections.abc is a module more on start's path
 
 from seestack_systemd.errors import UsageError
@@ -43,7 +44,7 @@ def invoked_as(argv0: str) -> str:
     that holds the package, since another shell may be elsewhere."""
     if os.path.basename(argv0) == "seestack-hook":
         return "seestack-hook"
-    import shlex
+    import shlex  # here: only receive --try words a command line, and start imports this module
 
     top = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     return f"cd {shlex.quote(top)} && python3 -m seestack_systemd"
@@ -74,8 +75,6 @@ def home_dir(environ: Mapping[str, str], euid: int) -> str:
     home = environ.get("HOME", "")
     if home.startswith("/"):
         return home
-    import pwd
-
     try:
         return pwd.getpwuid(euid).pw_dir
     except KeyError:

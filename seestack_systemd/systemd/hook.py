@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping  # subprocess (programs.py) loads 
 from seestack_systemd.settings.config import Config
 from seestack_systemd.heartbeat import Run, how_it_ended, tail_within
 from seestack_systemd.record import Record
-from seestack_systemd.state import StartRecord, current_boot_id
+from seestack_systemd.state import StartRecord, current_boot_id, is_invocation_id, new_run_id
 
 # The journal can get a job's last lines a little after its exit: re-read until
 # two reads agree, waiting this long between reads, at most this many times.
@@ -180,8 +180,6 @@ def finished_run(
 def _run_id_for(env: StopEnv) -> str:
     """Without a start record the invocation id (a UUID's 128 bits) still names the run
     uniquely, so a replayed heartbeat keeps one id; outside systemd a new one."""
-    from seestack_systemd.state import is_invocation_id, new_run_id
-
     i = env.invocation_id
     if i and is_invocation_id(i):
         return f"{i[:8]}-{i[8:12]}-{i[12:16]}-{i[16:20]}-{i[20:]}"

@@ -11,8 +11,9 @@ root. Unit files themselves live in root's directories; environment files often 
 from __future__ import annotations
 
 import os
+import pwd
 import stat
-from collections.abc import Mapping, Sequence  # loaded already on finish's path (report)
+from collections.abc import Mapping, Sequence  # hook.py has loaded it on finish's path
 
 SHOW_TIMEOUT_S = 10.0
 
@@ -83,8 +84,6 @@ def _dir_risks(directory: str) -> list[str]:
 
 def _owner(uid: int) -> str:
     try:
-        import pwd
-
         return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
     except (KeyError, ImportError):
         return f"uid {uid}"

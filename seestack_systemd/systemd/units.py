@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from seestack_systemd.errors import StateError, UsageError
 from seestack_systemd.systemd import programs
 from seestack_systemd.systemd.dropin import dropin_flags, render, read_dropin, slug_in
+from seestack_systemd.systemd.unitenv import FIX, WHY, environment_files, environment_files_in, unit_risks
 from seestack_systemd.files import atomic_write
 from seestack_systemd.settings.paths import HOOK_PATH, config_home, missing_hook
 from seestack_systemd.slug import expand, slug_from_name
@@ -234,8 +235,6 @@ def enable(unit: str, slug: str | None, root: str | None = None, user: bool = Fa
     """Write the monitoring drop-in for ``unit`` calling ``hook`` (idempotent; ``force`` to
     change the slug, or to monitor a unit whose environment is not root's), with
     ``settings`` as flags."""
-    from seestack_systemd.systemd.unitenv import FIX, WHY
-
     service, timer = resolve(unit, root, user, environ)
     derived = slug is None
     slug = check_slug_pattern(slug if slug is not None else default_slug(service), service)
@@ -315,8 +314,6 @@ def monitored(root: str | None, user: bool, environ: Mapping[str, str]) -> list[
 def unit_env_risks(service: str, root: str | None, user: bool, environ: Mapping[str, str]) -> list[str]:
     """Why the root hooks must not run with ``service``'s environment ([] when they may).
     User units run their hooks as the user: no privilege to gain there."""
-    from seestack_systemd.systemd.unitenv import environment_files, environment_files_in, unit_risks
-
     if user:
         return []
     if root or "@." in service:  # systemctl shows no template: read its files
@@ -326,8 +323,6 @@ def unit_env_risks(service: str, root: str | None, user: bool, environ: Mapping[
 
 def risky_units(root: str | None, user: bool, environ: Mapping[str, str]) -> list[str]:
     """One warning per monitored unit whose root hooks run with an environment root does not own."""
-    from seestack_systemd.systemd.unitenv import FIX, environment_files, unit_risks
-
     services = [entry.service for entry in monitored(root, user, environ)]
     if user or not services:
         return []
