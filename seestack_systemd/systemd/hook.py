@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping  # subprocess (programs.py) loads 
 from seestack_systemd.settings.config import Config
 from seestack_systemd.heartbeat import Run, how_it_ended, tail_within
 from seestack_systemd.record import Record
+from seestack_systemd.systemd.nextrun import next_elapse_now, next_run_at, schedule, systemd_calendar_next
 from seestack_systemd.state import StartRecord, current_boot_id, is_invocation_id, new_run_id
 
 # The journal can get a job's last lines a little after its exit: re-read until
@@ -69,7 +70,6 @@ def unit_facts(unit: str, session: Mapping[str, str] | None = None) -> dict[str,
     asks for the unit and the timer named after it; a timer of another name costs a second.
     ``session``: the environment of the user whose manager to ask (``--user``); None: the system's."""
     from seestack_systemd.systemd import programs  # (and subprocess) only hooks given a unit pay for it
-    from seestack_systemd.systemd.nextrun import next_elapse_now, next_run_at, schedule, systemd_calendar_next
 
     base = unit.rsplit(".", 1)[0]
     guess = base + ".timer"
@@ -100,7 +100,7 @@ def journal_tail(invocation_id: str, lines: int, sleep: Callable[[float], None] 
                  unit: str | None = None) -> list[str]:
     """The last ``lines`` lines this invocation wrote: read once when journald has closed
     ``unit``'s output streams (journal_streams), else read until the journal has settled."""
-    import subprocess
+    import subprocess  # and programs, journal_streams: as in unit_facts, only a hook given a unit pays
 
     from seestack_systemd.systemd import programs
     from seestack_systemd.systemd.journal_streams import wait_closed

@@ -92,7 +92,7 @@ class UnitFacts(unittest.TestCase):
     def facts(self, fake, unit="job.service"):
         with mock.patch.object(programs, "systemctl", fake), mock.patch("time.time", return_value=1000.0), \
                 mock.patch("time.monotonic", return_value=392.0), \
-                mock.patch.object(nextrun, "systemd_calendar_next", lambda specs: [4000.0 for _ in specs]):
+                mock.patch.object(hook, "systemd_calendar_next", lambda specs: [4000.0 for _ in specs]):
             return hook.unit_facts(unit)
 
     def test_one_call_for_unit_and_timer(self):
