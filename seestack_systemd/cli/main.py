@@ -16,7 +16,7 @@ import time
 
 from seestack_systemd.errors import (EX_CONFIG, EX_FAIL, EX_OK, EX_TEMPFAIL, EX_USAGE, ConfigError, SeestackError,
                                      StateError, Stopped, UsageError)
-from seestack_systemd.cli.grammar import PROG, RUN_USAGE, build_parser, fast_parse
+from seestack_systemd.cli.grammar import PROG, RUN_USAGE, fast_parse
 from seestack_systemd.cli.log import Output, settle_std_streams
 from seestack_systemd.settings.table import FLAGS
 
@@ -42,6 +42,8 @@ def parse(argv: list[str]) -> dict[str, object]:
             raise SystemExit(EX_USAGE) from None
         if run is not None:
             return run
+    from seestack_systemd.cli.parser import build_parser  # argparse: never on the hooks' usual lines
+
     parser = build_parser()
     parsed, extra = parser.parse_known_args(argv)
     if extra:  # said with the subcommand's usage, not the top-level one

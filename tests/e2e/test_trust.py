@@ -13,9 +13,7 @@ Each release boots its own container in setUpClass, so one class runs alone:
 
 from __future__ import annotations
 
-import os
 import time
-import unittest
 from typing import List
 
 from seestack_systemd.receiver.receive import Receiver

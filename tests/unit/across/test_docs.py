@@ -20,7 +20,7 @@ import time
 import unittest
 from typing import Dict, List, Optional
 
-from seestack_systemd.cli import grammar
+from seestack_systemd.cli import parser
 from seestack_systemd.settings.table import FLAGS
 
 from .. import docs_extract as docs
@@ -34,17 +34,17 @@ SERVE_TIMEOUT = 10.0
 
 def own_options(name: str) -> set:
     """A command's options in argparse, minus the settings flags and -h/--help."""
-    parser = grammar.build_parser().commands[name]
-    flags = {flag for action in parser._actions for flag in action.option_strings}
+    command = parser.build_parser().commands[name]
+    flags = {flag for action in command._actions for flag in action.option_strings}
     return flags - set(FLAGS) - {"-h", "--help"}
 
 
 def takes_settings(name: str) -> bool:
-    parser = grammar.build_parser().commands[name]
-    return "--config" in {flag for action in parser._actions for flag in action.option_strings}
+    command = parser.build_parser().commands[name]
+    return "--config" in {flag for action in command._actions for flag in action.option_strings}
 
 
-COMMANDS = sorted(grammar.build_parser().commands)
+COMMANDS = sorted(parser.build_parser().commands)
 
 
 class ManPageMatchesArgparse(unittest.TestCase):
@@ -97,7 +97,7 @@ class ManPageMatchesArgparse(unittest.TestCase):
         """each command's --help shows each of its options (argparse's own text, from the same table)"""
         for name in COMMANDS:
             with self.subTest(name):
-                text = grammar.build_parser().commands[name].format_help()
+                text = parser.build_parser().commands[name].format_help()
                 for flag in own_options(name) | (set(FLAGS) if takes_settings(name) else set()):
                     self.assertIn(flag, text)
 

@@ -6,7 +6,6 @@ Real processes, FIFOs, devices, files of another owner, a real loopback receiver
 import os
 import resource
 import shutil
-import stat
 import subprocess
 import sys
 import tempfile

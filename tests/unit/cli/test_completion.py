@@ -13,7 +13,7 @@ import subprocess
 import unittest
 from typing import Dict, Set
 
-from seestack_systemd.cli import grammar
+from seestack_systemd.cli.parser import build_parser
 
 from ..support import ROOT
 
@@ -47,7 +47,7 @@ def argparse_options(parser: argparse.ArgumentParser) -> Set[str]:
 
 class Completion(unittest.TestCase):
     def setUp(self):
-        self.parser = grammar.build_parser()
+        self.parser = build_parser()
 
     def test_commands(self):
         """the script completes exactly argparse's commands, and the top level's own flags"""

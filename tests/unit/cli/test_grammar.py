@@ -14,7 +14,7 @@ import itertools
 import random
 import unittest
 
-from seestack_systemd.cli import grammar
+from seestack_systemd.cli import grammar, parser
 from seestack_systemd.settings.table import FLAGS
 
 # Words a hook line is made of: good and bad options, values, slugs, and the odd ones
@@ -24,7 +24,7 @@ WORDS = ("job", "other", "-", "--", "--unit", "--unit=a.service", "a.service", "
          "--uni", "--nope", "-x")
 
 
-PARSER = grammar.build_parser()
+PARSER = parser.build_parser()
 
 
 def by_argparse(argv):

@@ -3,7 +3,6 @@ Retries run on a fake clock (tests/unit/delivery/test_raw_answers.py, FakeTime):
 
 import os
 import socket
-import threading
 import time
 import unittest
 
