@@ -57,10 +57,10 @@ class RenderTests(unittest.TestCase):
         the peak RSS of finish --unit (24 MiB) each have a budget row; curl is recorded, with no limit"""
         data = copy.deepcopy(self.data)
         s = data["samples"]
-        plain = s.setdefault("booted-plain", [0.010])
-        s.setdefault("booted-curl", [p + 0.005 for p in plain])
-        s.setdefault("booted-floor", [p + 0.040 for p in plain])
-        s["booted-ours"] = [p + 0.049 for p in plain]  # 49 / 40 = 1.225x: holds
+        plain = s["booted-plain"] = [0.010, 0.012, 0.014]
+        s["booted-curl"] = [p + 0.005 for p in plain]
+        s["booted-floor"] = [p + 0.040 for p in plain]
+        s["booted-ours"] = [p + 0.049 for p in plain]  # 49 / 40 = 1.225x (1.22x as rounded): holds
         s["finish:deb"] = list(s.get("finish:deb") or s["finish:checkout"])
         s["urllib-installed"] = [x / 1.2 for x in s["finish:deb"]]  # 1.20x: does not hold
         data["hooks"] = ["checkout", "deb"]
@@ -68,7 +68,7 @@ class RenderTests(unittest.TestCase):
         rows = {line.split(" | ")[0].lstrip("| "): line for line in self.render.render(data).splitlines()
                 if line.startswith("| ") and line.endswith(" |")}
         floor = next(v for k, v in rows.items() if "the card's floor (+" in k)
-        self.assertIn("| 1.23x | ≤ 1.25x | yes |", floor)
+        self.assertIn("| 1.22x | ≤ 1.25x | yes |", floor)
         finish = rows["`finish` (no `--unit`) / minimal `urllib.request` script, both as installed"]
         self.assertIn("| 1.20x | ≤ 1.15x | **NO** |", finish)
         rss = next(v for k, v in rows.items() if k.startswith("peak RSS of `finish --unit` (booted"))
