@@ -173,8 +173,10 @@ def render(data: dict) -> str:
             " -IS`) doing only `urllib.request.urlopen` of the same POST (our endpoint and headers, a body of"
             " our heartbeat's shape); and the drop-in `seestack-hook enable` writes (the .deb installed with"
             " `--no-install-recommends`). The added time is each case's median minus the no-hooks median."
-            " Then each part alone through nsenter (after the units, so the last invocation is there to read);"
-            " before each `finish` part a `start` (untimed) leaves its record, as in a run.",
+            " Then each part alone through nsenter (after the units, so the last invocation is there to read),"
+            " `$INVOCATION_ID` the unit's last one as the journal gives it (`systemctl show -p InvocationID` is"
+            " empty once a oneshot unit is inactive, and a hook given an empty id asks neither systemctl nor the"
+            " journal); before each `finish` part a `start` (untimed) leaves its record, as in a run.",
             "- library: `_library.py`, one warm process, interleaving `start_job` + `finish_job`, a bare"
             " raw-socket round trip and `config.load`.",
             "- https rows: the same receiver behind TLS (its socket wrapped in `ssl`) for `localhost`, its"
