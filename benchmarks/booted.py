@@ -103,7 +103,8 @@ def last_invocation(container) -> str:
 def parts(container) -> Dict[str, List[float]]:
     """The pieces of our drop-in's cost, each run alone (after the units ran, so the last
     bench-ours invocation is there to read), interleaved."""
-    env = {"INVOCATION_ID": last_invocation(container), "SERVICE_RESULT": "success"}
+    invocation = last_invocation(container)
+    env = {"INVOCATION_ID": invocation, "SERVICE_RESULT": "success"}
     hook = "/usr/bin/seestack-hook"
     finish = [hook, "finish", "--unit", "bench-ours.service", "--", "bench-parts"]
     modules = imported(container, finish, env)
