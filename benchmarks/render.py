@@ -139,6 +139,23 @@ def render(data: dict) -> str:
             f" read, close) {lib['raw_us']:.0f} µs; so our own code costs {lib['own_us']:.0f} µs per heartbeat,"
             f" of which re-reading the configuration (`config.load`, every `finish_job`) is"
             f" {lib['config_load_us']:.0f} µs.")
+    if data["library"].get("durable"):
+        d = data["library"]["durable"]
+        where = data["machine"].get("tmp_fs", "?")
+
+        def us(name: str) -> str:
+            return f"{d[name]['median_us']:.0f} µs (p95 {d[name]['p95_us']:.0f})"
+        out.append("")
+        out.append(
+            f"Durable writes, same warm process, in the data directory ({where}): `start`'s in-progress record"
+            f" (`atomic_write`, fsync of file and directory) {us('record_fsync')}, the same without fsync"
+            f" {us('record_nofsync')}; `finish`'s spool write-ahead and its removal once delivered (`spool.hold` +"
+            f" `Held.done`, no fsync, as it is) {us('spool_asis')}, with an fsync of file and directory added"
+            f" {us('spool_fsync')}. The record's fsync is"
+            f" {(d['record_fsync']['median_us'] - d['record_nofsync']['median_us']) / 1000:.2f} ms of every"
+            " `start`; the spool's fsync would add"
+            f" {(d['spool_fsync']['median_us'] - d['spool_asis']['median_us']) / 1000:.2f} ms to every `finish`"
+            " (it is fsynced only when kept for a replay).")
     out.append("")
 
     out += ["How each case runs:", "",
@@ -178,7 +195,7 @@ def render(data: dict) -> str:
             " empty once a oneshot unit is inactive, and a hook given an empty id asks neither systemctl nor the"
             " journal); before each `finish` part a `start` (untimed) leaves its record, as in a run.",
             "- library: `_library.py`, one warm process, interleaving `start_job` + `finish_job`, a bare"
-            " raw-socket round trip and `config.load`.",
+            " raw-socket round trip and `config.load`; then the durable writes in blocks of 10 taking turns.",
             "- https rows: the same receiver behind TLS (its socket wrapped in `ssl`) for `localhost`, its"
             " certificate signed by a private CA made with openssl; the hook reads it from `ca_file`, the"
             " urllib script from `ssl.create_default_context(cafile=...)`. Every other row is plain http.", ""]
@@ -306,6 +323,10 @@ def booted(data: dict, m: dict) -> list[str]:
         ratio = "—" if name == "plain" else f"{added / card:.2f}x" if card > 0 else "—"
         out.append(f"| {what} | {ms(m[f'booted-{name}'])} | {'—' if name == 'plain' else '+' + ms(added)} | {ratio} |")
     out.append("")
+    over = m["booted-ours"] - plain - BUDGET_FLOOR_RATIO * card
+    if card > 0:
+        out += [f"{BUDGET_FLOOR_RATIO}x the floor is +{ms(BUDGET_FLOOR_RATIO * card)} per run: the drop-in is "
+                + (f"{ms(over)} over it." if over > 0 else f"{ms(-over)} under it."), ""]
     need = ("true", "python", "finish-imports", "systemctl-show", "journalctl", "finish", "start")
     if all(f"part:{n}" in m for n in need):
         p = {n: m[f"part:{n}"] - m["part:true"] for n in BOOTED_PARTS if f"part:{n}" in m}
