@@ -5,7 +5,11 @@
 Times ``start_job`` + ``finish_job`` (a real POST to the loopback receiver named by
 the configuration in the environment), a bare HTTP round trip to the same receiver
 on a raw socket (what any client must pay), and ``config.load`` (what
-``finish_job`` re-reads on every call), interleaved. Prints one JSON object.
+``finish_job`` re-reads on every call), interleaved. Then the durable writes: the
+in-progress record ``start`` writes (``files.atomic_write``, fsync of file and directory)
+with and without fsync, and ``finish``'s spool write-ahead and its removal
+(``spool.hold`` + ``Held.done``) as it is (no fsync) and with an fsync of file and
+directory added, in the data directory, in alternating blocks. Prints one JSON object.
 """
 
 import json
@@ -90,6 +94,50 @@ for i in range(WARMUP + RUNS):
         raw.append(t3 - t2)
         cfg_load.append(t4 - t3)
 
+
+
+def durable_writes() -> dict:
+    """Median and p95 (µs) of each way to write, in blocks of 10 taking turns (an fsync
+    right after a write without one would flush it too, and blur the two)."""
+    from seestack_systemd.delivery import spool
+    from seestack_systemd.files import atomic_write, secure_dir
+
+    record = ('{"runId":"%s","slug":"%s","startedAt":1765000000.123,"bootId":"%s","host":"bench",'
+              '"source":{"systemd":{"unit":"bench.service","invocationId":"%s"}}}')
+    where = {name: secure_dir(os.path.join(cfg.data_dir, f"bench-{name}")) for name in ("record", "spool")}
+
+    def record_write(durable: bool) -> None:
+        run_id = new_run_id()
+        name = run_id + ".json"
+        atomic_write(where["record"], name, (record % (run_id, SLUG, "0" * 32, "0" * 32)).encode(), durable=durable)
+        os.unlink(os.path.join(where["record"], name))
+
+    def spool_write(fsync: bool) -> None:
+        run_id = new_run_id()
+        held = spool.hold(where["spool"], run_id, raw_request(run_id), time.time())
+        if fsync:
+            os.fsync(held.fd)
+            dfd = os.open(where["spool"], os.O_RDONLY | os.O_DIRECTORY)
+            os.fsync(dfd)
+            os.close(dfd)
+        held.done()
+
+    cases = {"record_fsync": lambda: record_write(True), "record_nofsync": lambda: record_write(False),
+             "spool_asis": lambda: spool_write(False), "spool_fsync": lambda: spool_write(True)}
+    took: dict = {name: [] for name in cases}
+    for block in range(2 + RUNS // 10):
+        for name, case in cases.items():
+            for _ in range(10):
+                t0 = perf()
+                case()
+                if block >= 2:
+                    took[name].append(perf() - t0)
+    for path in where.values():
+        os.rmdir(path)
+    return {name: {"median_us": statistics.median(v) * 1e6,
+                   "p95_us": statistics.quantiles(v, n=20)[-1] * 1e6} for name, v in took.items()}
+
+
 med = statistics.median
 print(json.dumps({
     "runs": RUNS,
@@ -97,4 +145,5 @@ print(json.dumps({
     "raw_us": med(raw) * 1e6,
     "config_load_us": med(cfg_load) * 1e6,
     "own_us": (med(lib) - med(raw)) * 1e6,
+    "durable": durable_writes(),
 }))

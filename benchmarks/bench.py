@@ -33,7 +33,7 @@ import time
 
 from fixtures import (API_KEY, DEB_HOOK, HOOK_FLAGS, DEVNULL, GNU_TIME, HTTPS_RECEIVER, IMPORT_RUNS, LAUNCH, LIST_UNITS, MAKE_CA,
                       MIB, PY, RESULTS, ROOT, RSS_RUNS, RUNS, SLOW_RUNS, SLOW_WARMUP, SPOOL_SIZE, STUB_JOURNALCTL,
-                      STUB_SYSTEMCTL, DEADLINE, BenchError, free_port, sh)
+                      STUB_SYSTEMCTL, URLLIB_SCRIPT, DEADLINE, BenchError, free_port, sh)
 from groups import Groups
 from render import MEASUREMENTS, render
 
@@ -101,6 +101,11 @@ class Bench(Groups):
             self._https_setup(conf)
 
         self.body_file = os.path.join(self.shm, "body.json")
+        # The minimal urllib.request script as installed: a file with the hook's own shebang.
+        self.urllib_script = os.path.join(self.tmp, "urllib-post")
+        with open(self.urllib_script, "w") as f:
+            f.write("#!/usr/bin/python3 -IS\n" + URLLIB_SCRIPT)
+        os.chmod(self.urllib_script, 0o755)
         self.hooks = {"checkout": self.launcher}
         if self.deb:
             where = sh([PY, "-I", "-c", "import seestack_systemd; print(seestack_systemd.__file__)"])

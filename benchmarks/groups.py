@@ -66,6 +66,12 @@ class Groups:
         argv = [PY, "-I", "-c", URLLIB_SCRIPT, self.url + "/v1/cron/heartbeats", API_KEY, run_id, body]
         self.add("urllib", self.timed(argv, self.base_env, refuse=""), keep)
 
+    def unit_urllib_installed(self, keep: bool) -> None:
+        run_id = new_run_id()
+        body = heartbeat_body("bench-urllib", run_id).decode()
+        argv = [self.urllib_script, self.url + "/v1/cron/heartbeats", API_KEY, run_id, body]
+        self.add("urllib-installed", self.timed(argv, self.base_env, refuse=""), keep)
+
     def unit_urllib_https(self, keep: bool) -> None:
         run_id = new_run_id()
         body = heartbeat_body("bench-urllib", run_id).decode()
@@ -80,6 +86,7 @@ class Groups:
             *(self.unit_step(name) for name in IMPORT_STEPS),
             self.unit_curl,
             self.unit_urllib,
+            self.unit_urllib_installed,
         ]
         for variant, hook in self.hooks.items():
             units.append(self.unit_hooks(variant, hook, self.env))
@@ -114,10 +121,19 @@ class Groups:
                 e["SERVICE_RESULT"] = "success"
                 self.rss.setdefault(f"finish:{variant}", []).append(
                     self.peak_rss(*self.hook_argv(hook, "finish", e, "bench-rss")))
+            e = dict(self.env, INVOCATION_ID=os.urandom(16).hex())
+            self.timed(*self.hook_argv(self.launcher, "start", e, "bench-rss"))
+            argv, e = self.hook_argv(self.launcher, "finish", dict(e, SERVICE_RESULT="success", PATH=self.stub_path),
+                                     "--unit", "bench.service", "bench-rss")
+            self.rss.setdefault("finish:checkout-unit", []).append(self.peak_rss(argv, e))
             run_id = new_run_id()
             body = heartbeat_body("bench-urllib", run_id).decode()
             self.rss.setdefault("urllib", []).append(self.peak_rss(
                 [PY, "-I", "-c", URLLIB_SCRIPT, self.url + "/v1/cron/heartbeats", API_KEY, run_id, body], self.base_env))
+            run_id = new_run_id()
+            body = heartbeat_body("bench-urllib", run_id).decode()
+            self.rss.setdefault("urllib-installed", []).append(self.peak_rss(
+                [self.urllib_script, self.url + "/v1/cron/heartbeats", API_KEY, run_id, body], self.base_env))
             run_id = new_run_id()
             self.rss.setdefault("curl", []).append(self.peak_rss(
                 ["curl", "-fsS", "-m", "10", "-o", "/dev/null", "-H", f"Authorization: Bearer {API_KEY}",
@@ -189,9 +205,10 @@ class Groups:
         from tests.e2e.package import built_deb
 
         deb = built_deb()
-        samples = booted.run(str(deb.parent), deb.name, log=lambda line: None)
+        samples, rss = booted.run(str(deb.parent), deb.name, log=lambda line: None)
         for name, values in samples.items():
             self.samples[name if name.startswith("part:") else f"booted-{name}"] = values
+        self.rss.update(rss)
         self.progress(f"booted Debian 12: {booted.RUNS} runs of {len(samples)} units")
 
     def list_group(self) -> None:

@@ -52,6 +52,39 @@ class RenderTests(unittest.TestCase):
         self.assertIn("`seestack-hook flush`, 1000 spooled heartbeats", text)
         self.assertIn("## Notes\n\n- BENCH_SKIP_SLOW=1: the refused/blackholed runs were skipped\n", text)
 
+    def test_issue_budgets_each_show_limit_and_verdict(self):
+        """the drop-in against the card's floor (1.25x), finish against the urllib script as installed (1.15x) and
+        the peak RSS of finish --unit (24 MiB) each have a budget row; curl is recorded, with no limit"""
+        data = copy.deepcopy(self.data)
+        s = data["samples"]
+        plain = s["booted-plain"] = [0.010, 0.012, 0.014]
+        s["booted-curl"] = [p + 0.005 for p in plain]
+        s["booted-floor"] = [p + 0.040 for p in plain]
+        s["booted-ours"] = [p + 0.049 for p in plain]  # 49 / 40 = 1.225x (1.22x as rounded): holds
+        s["finish:deb"] = list(s.get("finish:deb") or s["finish:checkout"])
+        s["urllib-installed"] = [x / 1.2 for x in s["finish:deb"]]  # 1.20x: does not hold
+        data["hooks"] = ["checkout", "deb"]
+        data["rss"]["booted-finish-unit"] = [20 * 1024]
+        rows = {line.split(" | ")[0].lstrip("| "): line for line in self.render.render(data).splitlines()
+                if line.startswith("| ") and line.endswith(" |")}
+        floor = next(v for k, v in rows.items() if "the card's floor (+" in k)
+        self.assertIn("| 1.22x | ≤ 1.25x | yes |", floor)
+        finish = rows["`finish` (no `--unit`) / minimal `urllib.request` script, both as installed"]
+        self.assertIn("| 1.20x | ≤ 1.15x | **NO** |", finish)
+        rss = next(v for k, v in rows.items() if k.startswith("peak RSS of `finish --unit` (booted"))
+        self.assertIn("| 20.0 MiB | ≤ 24 MiB | yes |", rss)
+        curl = next(v for k, v in rows.items() if "our drop-in / curl lines" in k)
+        self.assertIn("| — | yes |", curl)
+
+    def test_without_booted_rows_no_booted_budget(self):
+        """a run without root (no booted rows) has neither the floor budget nor the booted section"""
+        data = copy.deepcopy(self.data)
+        for key in [k for k in data["samples"] if k.startswith(("booted-", "part:"))]:
+            del data["samples"][key]
+        text = self.render.render(data)
+        self.assertNotIn("the card's floor (+", text)
+        self.assertNotIn("## Booted Debian 12", text)
+
 
 if __name__ == "__main__":
     unittest.main()
