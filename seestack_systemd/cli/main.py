@@ -137,14 +137,25 @@ def cmd_finish(opts: dict, environ: dict[str, str], out: Output) -> int:
         raise
     record, problem = state.take(cfg.state_dir, slug, env.invocation_id)
     try:
-        session = environ if os.geteuid() != 0 else None  # a user's own unit: its manager
-        facts = hook.unit_facts(env.unit, session) if env.unit and env.invocation_id else {}
-        # The unit's journal tail is read first: our own warnings must not become the job's "last line".
-        run = hook.finished_run(slug, env, record, cfg, opts.get("status"), os.uname().nodename, facts)
-        # Only now, with the run's end read: the delivery's imports (urllib, http.client, ssl) take tens of ms.
+        unit = env.unit if env.invocation_id else None  # systemd's facts only of a run it named
+        if unit:
+            from seestack_systemd.systemd import ask  # (and subprocess) only a hook given a unit pays for it
+
+            session = environ if os.geteuid() != 0 else None  # a user's own unit: its manager
+            lines = hook.output_wanted(hook.outcome(env, opts.get("status")), cfg)
+            asked_unit, asked_journal = ask.ask_systemd(unit, session), ask.ask_journal(env, lines)
+        # The delivery's modules (urllib, http.client, ssl: tens of ms) load while systemd answers.
         from seestack_systemd.delivery.policy import stop_bound
         from seestack_systemd.delivery.report import deliver
 
+        facts: dict[str, str] = {}
+        output: list[str] = []
+        if unit:
+            facts = ask.unit_facts(unit, session, asked_unit)
+            # Read before any line of ours: our own warnings must not become the job's "last line".
+            output = ask.journal_tail(str(env.invocation_id), lines, unit=unit, asked=asked_journal) if lines else []
+        run = hook.finished_run(slug, env, record, cfg, opts.get("status"), os.uname().nodename, facts, output,
+                                ended=(float(str(opts["started_wall"])), float(str(opts["started"]))))
         note_overlap(run, inflight.overlap(cfg.data_dir, slug, run.run_id))
         out.warn(notes)
         out.warn(cfg.send_warnings())
@@ -345,11 +356,11 @@ def exit_code_for(error: BaseException, command: str, strict: bool) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``seestack-hook`` and ``python3 -m seestack_systemd``."""
-    started = time.monotonic()
+    started, started_wall = time.monotonic(), time.time()  # for a hook, when the run ended
     argv = list(sys.argv[1:] if argv is None else argv)
     environ = dict(os.environ)
     opts = parse(argv)
-    opts["started"] = started
+    opts["started"], opts["started_wall"] = started, started_wall
     command = str(opts["command"])
     out = Output(environ, quiet_info=command == "start")
     strict = bool(opts.get("strict"))

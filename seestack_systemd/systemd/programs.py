@@ -41,17 +41,37 @@ def environment(session: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def spawn(name: str, args: Sequence[str], session: Mapping[str, str] | None = None) -> subprocess.Popen:
+    """Start helper ``name`` with ``args`` and go on: ``collect`` waits for its answer (finish
+    lets systemctl and journalctl answer while it imports the delivery). Output captured,
+    stdin closed; FileNotFoundError when the program is missing."""
+    return subprocess.Popen([locate(name), *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=environment(session))
+
+
+def collect(child: subprocess.Popen, timeout: float, text: bool = False) -> subprocess.CompletedProcess:
+    """A spawned helper's answer, as ``subprocess.run`` gives it: killed and TimeoutExpired
+    when it takes longer than ``timeout``; ``text``: decoded as UTF-8, newlines as Python's."""
+    try:
+        out, err = child.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.communicate()
+        raise
+    if text:  # UTF-8 whatever locale the unit's environment names: it is systemd's output encoding
+        out, err = (_text(b) for b in (out, err))
+    return subprocess.CompletedProcess(child.args, child.returncode, out, err)
+
+
+def _text(data: bytes) -> str:
+    return data.decode("utf-8", "replace").replace("\r\n", "\n").replace("\r", "\n")
+
+
 def run(name: str, args: Sequence[str], timeout: float, text: bool = False,
         session: Mapping[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run helper ``name`` with ``args``, output captured, stdin closed. Raises
     FileNotFoundError when the program is missing, subprocess errors on timeout."""
-    # UTF-8 whatever locale the unit's environment names: it is systemd's output encoding.
-    argv = [locate(name), *args]
-    if text:
-        return subprocess.run(argv, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL,
-                              env=environment(session), encoding="utf-8", errors="replace")
-    return subprocess.run(argv, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL,
-                          env=environment(session))
+    return collect(spawn(name, args, session), timeout, text)
 
 
 def first_line(stderr: str) -> str:
@@ -63,8 +83,12 @@ def systemctl(args: Sequence[str], timeout: float, session: Mapping[str, str] | 
               ) -> subprocess.CompletedProcess:
     """``systemctl ARGS``, text output: ``--user`` for the manager of the user whose
     environment is ``session``; None: the system's manager."""
-    return run("systemctl", [*(["--user"] if session is not None else []), *args], timeout, text=True,
-               session=session)
+    return collect(spawn_systemctl(args, session), timeout, text=True)
+
+
+def spawn_systemctl(args: Sequence[str], session: Mapping[str, str] | None = None) -> subprocess.Popen:
+    """``systemctl ARGS`` started, as ``systemctl`` runs it; ``collect`` reads its answer."""
+    return spawn("systemctl", [*(["--user"] if session is not None else []), *args], session)
 
 
 def show_args(units: Sequence[str], properties: Sequence[str]) -> list[str]:
@@ -98,13 +122,24 @@ def values(props: Mapping[str, str], key: str) -> list[str]:
     return value.split("\n") if value is not None else []
 
 
+def ask_show(units: Sequence[str], properties: Sequence[str],
+             session: Mapping[str, str] | None = None) -> subprocess.Popen | None:
+    """``show`` of ``units`` started now, its answer read later by ``show(..., asked=)``;
+    None when systemctl is missing."""
+    try:
+        return spawn_systemctl(show_args(units, properties), session)
+    except OSError:
+        return None
+
+
 def show(units: Sequence[str], properties: Sequence[str], timeout: float,
-         session: Mapping[str, str] | None = None) -> list[dict[str, str]]:
+         session: Mapping[str, str] | None = None, asked: subprocess.Popen | None = None) -> list[dict[str, str]]:
     """``systemctl show`` of several units in one call, parsed by ``parse_show``; a {} per unit
     when systemctl is missing or does not answer in time (the hooks go on without its facts).
-    ``session``: as for ``systemctl``."""
+    ``session``: as for ``systemctl``; ``asked``: the call ``ask_show`` started for these units."""
     try:
-        done = systemctl(show_args(units, properties), timeout, session)
+        child = asked or spawn_systemctl(show_args(units, properties), session)
+        done = collect(child, timeout, text=True)
     except (OSError, subprocess.SubprocessError):
         return [{} for _ in units]
     return parse_show(done.stdout, len(units))

@@ -4,13 +4,13 @@ enable, list and the environment-file check all go through them. systemctl's out
 is recorded text (systemd 252), fed where programs.py would run the real one."""
 
 import os
-import subprocess
+import tempfile
 import unittest
 from unittest import mock
 
 from seestack_systemd.errors import StateError
 from seestack_systemd.settings import paths
-from seestack_systemd.systemd import hook, nextrun, programs, unitenv, units
+from seestack_systemd.systemd import ask, nextrun, programs, unitenv, units
 
 # `systemctl show -p ... -- job.service job.timer` while job.service's ExecStopPost= runs.
 SERVICE_BLOCK = ("Id=job.service\nInvocationID=0123456789abcdef0123456789abcdef\nTriggeredBy=job.timer\n"
@@ -22,17 +22,44 @@ TIMER_BLOCK = ("Id=job.timer\nTimersMonotonic={ OnUnitActiveUSec=7s ; next_elaps
 
 
 class Systemctl:
-    """Stands in for programs.systemctl: records each call, answers from ``replies`` in turn."""
+    """A real ``systemctl`` program for programs.py to find (PROGRAM_DIRS points at its
+    directory while the ``with`` lasts): it answers ``replies`` in turn, each a text it
+    prints, or TIMEOUT (it sleeps), or MISSING (there is no systemctl at all); ``calls``
+    is what it was asked: (its arguments but --user, whether --user was given)."""
+
+    TIMEOUT, MISSING = object(), object()
 
     def __init__(self, *replies, returncode=0, stderr=""):
-        self.replies, self.calls, self.returncode, self.stderr = list(replies), [], returncode, stderr
+        self.replies, self.returncode, self.stderr = replies, returncode, stderr
+        self.calls: list = []
 
-    def __call__(self, args, timeout, session=None):
-        self.calls.append((list(args), session))
-        reply = self.replies.pop(0)
-        if isinstance(reply, BaseException):
-            raise reply
-        return subprocess.CompletedProcess(["systemctl", *args], self.returncode, reply, self.stderr)
+    def __enter__(self):
+        self._dir = tempfile.TemporaryDirectory()
+        bin_dir = self._dir.name
+        self._log = os.path.join(bin_dir, "calls")
+        lines = ["#!/bin/sh", f'echo "$*" >> {self._log}', f"n=$(wc -l < {self._log})"]
+        for i, reply in enumerate(self.replies, 1):
+            with open(os.path.join(bin_dir, f"reply.{i}"), "w") as f:
+                f.write(reply if isinstance(reply, str) else "")
+            if reply is self.TIMEOUT:
+                lines.append(f'[ "$n" = {i} ] && exec sleep 5')
+        lines += [f'cat "{bin_dir}/reply.$n"', f"printf '%s' '{self.stderr}' >&2", f"exit {self.returncode}"]
+        if self.MISSING not in self.replies:
+            with open(os.path.join(bin_dir, "systemctl"), "w") as f:
+                f.write("\n".join(lines) + "\n")
+            os.chmod(os.path.join(bin_dir, "systemctl"), 0o755)
+        self._patch = mock.patch.object(programs, "PROGRAM_DIRS", (bin_dir,))
+        self._patch.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._patch.stop()
+        if os.path.exists(self._log):
+            with open(self._log) as f:
+                for line in f.read().splitlines():
+                    words = line.split(" ")
+                    self.calls.append(([w for w in words if w != "--user"], "--user" in words))
+        self._dir.cleanup()
 
 
 class ParseShow(unittest.TestCase):
@@ -54,25 +81,28 @@ class ParseShow(unittest.TestCase):
 
     def test_show_without_systemctl(self):
         """show gives {} per unit when systemctl is missing or times out"""
-        for error in (FileNotFoundError(2, "no systemctl"), subprocess.TimeoutExpired(["systemctl"], 2.0)):
-            with mock.patch.object(programs, "systemctl", Systemctl(error)):
-                self.assertEqual(programs.show(["a.service", "a.timer"], ["Id"], 2.0), [{}, {}])
+        for reply in (Systemctl.MISSING, Systemctl.TIMEOUT):
+            with Systemctl(reply):
+                self.assertEqual(programs.show(["a.service", "a.timer"], ["Id"], 0.3), [{}, {}])
 
     def test_user_manager(self):
         """a session's environment asks that user's manager (--user), with its session variables only"""
-        calls = []
-
-        def run(name, args, timeout, text=False, session=None):
-            calls.append((name, list(args), session))
-            return subprocess.CompletedProcess(args, 0, "Id=a.service\n", "")
-
-        with mock.patch.object(programs, "run", run):
-            self.assertEqual(programs.show(["a.service"], ["Id", "Unit"], 2.0, {"HOME": "/home/u"}),
-                             [{"Id": "a.service"}])
-            programs.show(["a.service"], ["Id"], 2.0)
-        self.assertEqual(calls[0], ("systemctl", ["--user", "show", "--no-pager", "-p", "Id,Unit", "--", "a.service"],
-                                    {"HOME": "/home/u"}))
-        self.assertEqual(calls[1], ("systemctl", ["show", "--no-pager", "-p", "Id", "--", "a.service"], None))
+        with tempfile.TemporaryDirectory() as bin_dir:
+            said = os.path.join(bin_dir, "said")
+            script = os.path.join(bin_dir, "systemctl")  # a real program, found where the hooks look
+            with open(script, "w") as f:
+                f.write(f"#!/bin/sh\necho \"$*|$HOME|$PATH|$LD_PRELOAD\" >> {said}\necho Id=a.service\n")
+            os.chmod(script, 0o755)
+            with mock.patch.object(programs, "PROGRAM_DIRS", (bin_dir,)), \
+                    mock.patch.dict(os.environ, {"LD_PRELOAD": "/planted.so", "HOME": "/root"}):
+                self.assertEqual(programs.show(["a.service"], ["Id", "Unit"], 2.0, {"HOME": "/home/u"}),
+                                 [{"Id": "a.service"}])
+                asked = programs.ask_show(["a.service"], ["Id"])
+                self.assertEqual(programs.show(["a.service"], ["Id"], 2.0, asked=asked), [{"Id": "a.service"}])
+            with open(said) as f:
+                lines = f.read().splitlines()
+        self.assertEqual(lines, [f"--user show --no-pager -p Id,Unit -- a.service|/home/u|{programs.FIXED_PATH}|",
+                                 f"show --no-pager -p Id -- a.service||{programs.FIXED_PATH}|"])
 
 
 class TimerEntries(unittest.TestCase):
@@ -90,10 +120,9 @@ class TimerEntries(unittest.TestCase):
 
 class UnitFacts(unittest.TestCase):
     def facts(self, fake, unit="job.service"):
-        with mock.patch.object(programs, "systemctl", fake), mock.patch("time.time", return_value=1000.0), \
-                mock.patch("time.monotonic", return_value=392.0), \
-                mock.patch.object(hook, "systemd_calendar_next", lambda specs: [4000.0 for _ in specs]):
-            return hook.unit_facts(unit)
+        with fake:  # now is 1000.0 s wall time at 392.0 s monotonic; every calendar next elapses at 4000.0
+            return ask.unit_facts(unit, clock=lambda: 1000.0, monotonic=lambda: 392.0,
+                                  calendar_next=lambda specs: [4000.0 for _ in specs])
 
     def test_one_call_for_unit_and_timer(self):
         """finish asks systemd once for the unit and its timer: nextRunAt exact from the recorded show"""
@@ -131,7 +160,7 @@ class UnitFacts(unittest.TestCase):
         self.assertNotIn("trigger", facts)
         self.assertNotIn("nextRunAt", facts)
         self.assertEqual(facts["Id"], "job.service")
-        self.assertEqual(self.facts(Systemctl(FileNotFoundError(2, "no systemctl"))), {})
+        self.assertEqual(self.facts(Systemctl(Systemctl.MISSING)), {})
 
 
 class EnvironmentFiles(unittest.TestCase):
@@ -140,11 +169,11 @@ class EnvironmentFiles(unittest.TestCase):
         out = ("Id=a.service\nEnvironmentFiles=/etc/default/a (ignore_errors=no)\n"
                "EnvironmentFiles=/srv/my app/env (ignore_errors=yes)\n\nId=b.service\nEnvironmentFiles=\n")
         fake = Systemctl(out)
-        with mock.patch.object(programs, "systemctl", fake):
+        with fake:
             found = unitenv.environment_files(["a.service", "b.service"])
         self.assertEqual(found, {"a.service": ["/etc/default/a", "/srv/my app/env"], "b.service": []})
-        self.assertIsNone(fake.calls[0][1], "the system manager's view, never a user's")
-        with mock.patch.object(programs, "systemctl", Systemctl(FileNotFoundError(2, "no systemctl"))):
+        self.assertFalse(fake.calls[0][1], "the system manager's view, never a user's")
+        with Systemctl(Systemctl.MISSING):
             self.assertEqual(unitenv.environment_files(["a.service"]), {"a.service": []})
         self.assertEqual(unitenv.environment_files([]), {})
 
@@ -153,22 +182,21 @@ class OperatorShow(unittest.TestCase):
     def test_strict_and_lenient(self):
         """enable/disable (strict) say why systemctl failed and what to do; list takes what it printed"""
         failing = Systemctl("", returncode=1, stderr="Failed to connect to bus: No medium found\n")
-        with mock.patch.object(programs, "systemctl", failing):
+        with failing:
             with self.assertRaisesRegex(StateError, r"systemctl --user show a.service failed: Failed to connect"
                                                     r" to bus: No medium found; --user needs"):
                 units.show_units({"HOME": "/home/u"}, ["a.service"], ["LoadState"], strict=True)
-        with mock.patch.object(programs, "systemctl", Systemctl("LoadState=loaded\n\nLoadState=masked\n")):
+        with Systemctl("LoadState=loaded\n\nLoadState=masked\n"):
             self.assertEqual(units.show_units(None, ["a.timer", "b.timer"], ["LoadState"]),
                              [{"LoadState": "loaded"}, {"LoadState": "masked"}])
-        with mock.patch.object(programs, "systemctl", Systemctl(FileNotFoundError(2, "no systemctl"))):
+        with Systemctl(Systemctl.MISSING):
             with self.assertRaisesRegex(StateError, "systemctl was not found"):
                 units.show_units(None, ["a.timer"], ["LoadState"])
 
     def test_resolve_through_show(self):
         """enable a.timer: the service it triggers from its Unit=; a service: its timer from TriggeredBy="""
-        with mock.patch.object(programs, "systemctl", Systemctl("LoadState=loaded\nUnit=b.service\nTriggeredBy=\n",
-                                                                "LoadState=loaded\nUnit=\nTriggeredBy=x.timer\n",
-                                                                "LoadState=not-found\n")):
+        with Systemctl("LoadState=loaded\nUnit=b.service\nTriggeredBy=\n", "LoadState=loaded\nUnit=\nTriggeredBy=x.timer\n",
+                       "LoadState=not-found\n"):
             self.assertEqual(units.resolve("a.timer", None, False, {}), ("b.service", "a.timer"))
             self.assertEqual(units.resolve("x", None, False, {}), ("x.service", "x.timer"))
             with self.assertRaisesRegex(Exception, "unit y.service not found"):
