@@ -19,8 +19,10 @@ import pwd
 from _collections_abc import Mapping  # os has loaded it; collections.abc is a module more on start's path
 
 from seestack_systemd.errors import UsageError
+from seestack_systemd.settings.table import BY_NAME
 
-SYSTEM = {"config": "/etc/seestack/seestack.conf", "state_dir": "/run/seestack", "data_dir": "/var/lib/seestack"}
+# The paths whose default differs for a user: the system's are the settings table's defaults.
+SYSTEM = {name: str(BY_NAME[name].default) for name in ("config", "state_dir", "data_dir")}
 HOOK_PATH = "/usr/bin/seestack-hook"  # the Debian package's command
 
 
