@@ -38,7 +38,7 @@ API_KEY = "bench-key-0123456789abcdef"
 HOOK_FLAGS = {"SEESTACK_CONFIG": "--config", "SEESTACK_STATE_DIR": "--state-dir", "SEESTACK_DATA_DIR": "--data-dir",
               "SEESTACK_ENDPOINT": "--endpoint", "SEESTACK_API_KEY_FILE": "--api-key-file",
               "SEESTACK_DEADLINE": "--deadline"}
-LAUNCH = "import sys; sys.path.insert(0, {root!r}); from seestack_systemd.cli.main import main; sys.exit(main())"
+LAUNCH = "import sys; sys.path.insert(0, {root!r}); from seestack_systemd.cli.main import entry; entry()"
 URLLIB_SCRIPT = (
     "import sys, urllib.request\n"
     "url, key, run_id, body = sys.argv[1:5]\n"

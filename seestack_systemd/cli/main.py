@@ -390,3 +390,17 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if command == "run":
             settle_std_streams()
+
+
+def entry() -> None:
+    """``seestack-hook`` as installed (and ``python3 -m seestack_systemd``): ``main``, whose
+    code is the exit status. A hook then leaves with ``os._exit``: the interpreter's own
+    teardown of the modules it loaded is some 5 ms of each ``finish`` and 2 ms of each
+    ``start`` (benchmarks/RESULTS.md), paid around every job for nothing. By then every file
+    is written and closed and every child reaped; the std streams are flushed here."""
+    argv = sys.argv[1:]
+    code = main(argv)
+    if argv[:1] and argv[0] in HOOKS:
+        settle_std_streams()
+        os._exit(code)
+    sys.exit(code)

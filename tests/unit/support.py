@@ -17,8 +17,8 @@ INVOCATION = "0123456789abcdef0123456789abcdef"
 # start/finish run as root read no SEESTACK_* (the unit's environment is not root's). The
 # suites that drive the hooks through that environment run them as a non-root user's hook
 # would (a user unit's): cli.root_hook answers False. tests/unit/across/test_trust.py runs the real one.
-_USER_HOOK = ("import sys; from seestack_systemd.cli import main as cli; cli.root_hook = lambda command: False;"
-              " sys.exit(cli.main())")
+_USER_HOOK = ("from seestack_systemd.cli import main as cli; cli.root_hook = lambda command: False;"
+              " cli.entry()")
 
 
 def hook_argv(args: Sequence[str], root_hook: bool = False) -> list:
