@@ -10,6 +10,7 @@ modules, not the 130 of ``finish`` nor argparse and the rest of the other comman
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import time
@@ -394,13 +395,18 @@ def main(argv: list[str] | None = None) -> int:
 
 def entry() -> None:
     """``seestack-hook`` as installed (and ``python3 -m seestack_systemd``): ``main``, whose
-    code is the exit status. A hook then leaves with ``os._exit``: the interpreter's own
+    code is the exit status. A hook, a process of a few dozen milliseconds around every job,
+    runs without the cyclic garbage collector (its passes over the objects the imports make
+    are ~1.7 ms of each ``finish``), and leaves with ``os._exit``: the interpreter's own
     teardown of the modules it loaded is some 5 ms of each ``finish`` and 2 ms of each
-    ``start`` (benchmarks/RESULTS.md), paid around every job for nothing. By then every file
-    is written and closed and every child reaped; the std streams are flushed here."""
+    ``start`` (benchmarks/RESULTS.md). By then every file is written and closed and every
+    child reaped; the std streams are flushed here."""
     argv = sys.argv[1:]
+    hook = bool(argv[:1]) and argv[0] in HOOKS
+    if hook:
+        gc.disable()
     code = main(argv)
-    if argv[:1] and argv[0] in HOOKS:
+    if hook:
         settle_std_streams()
         os._exit(code)
     sys.exit(code)
