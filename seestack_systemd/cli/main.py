@@ -138,23 +138,22 @@ def cmd_finish(opts: dict, environ: dict[str, str], out: Output) -> int:
         raise
     record, problem = state.take(cfg.state_dir, slug, env.invocation_id)
     try:
-        unit = env.unit if env.invocation_id else None  # systemd's facts only of a run it named
-        if unit:
-            from seestack_systemd.systemd import ask  # (and subprocess) only a hook given a unit pays for it
+        asked = None
+        if env.unit and env.invocation_id:  # systemd's facts only of a run it named
+            from seestack_systemd.systemd.ask import Asked  # (and subprocess) only a hook given a unit pays
 
             session = environ if os.geteuid() != 0 else None  # a user's own unit: its manager
-            lines = hook.output_wanted(hook.outcome(env, opts.get("status")), cfg)
-            asked_unit, asked_journal = ask.ask_systemd(unit, session), ask.ask_journal(env, lines)
-        # The delivery's modules (urllib, http.client, ssl: tens of ms) load while systemd answers.
-        from seestack_systemd.delivery.policy import stop_bound
-        from seestack_systemd.delivery.report import deliver
+            asked = Asked(env, session, hook.output_wanted(hook.outcome(env, opts.get("status")), cfg))
+        try:
+            # The delivery's modules (urllib, http.client, ssl: tens of ms) load while systemd answers.
+            from seestack_systemd.delivery.policy import stop_bound
+            from seestack_systemd.delivery.report import deliver
 
-        facts: dict[str, str] = {}
-        output: list[str] = []
-        if unit:
-            facts = ask.unit_facts(unit, session, asked_unit)
             # Read before any line of ours: our own warnings must not become the job's "last line".
-            output = ask.journal_tail(str(env.invocation_id), lines, unit=unit, asked=asked_journal) if lines else []
+            facts, output = asked.answers() if asked else ({}, [])
+        finally:
+            if asked:
+                asked.close()
         run = hook.finished_run(slug, env, record, cfg, opts.get("status"), os.uname().nodename, facts, output,
                                 ended=(float(str(opts["started_wall"])), float(str(opts["started"]))))
         note_overlap(run, inflight.overlap(cfg.data_dir, slug, run.run_id))

@@ -103,3 +103,26 @@ def journal_tail(invocation_id: str, lines: int, sleep: Callable[[float], None] 
         previous = out
         sleep(JOURNAL_SETTLE_S)
     return (previous or "").splitlines()
+
+
+class Asked:
+    """finish's questions of a unit that systemd named (``env.unit``, ``env.invocation_id``),
+    started at once; ``answers`` reads them, ``close`` kills and reaps a helper whose answer
+    was never read. ``lines``: how many journal lines the heartbeat carries (0: none read)."""
+
+    def __init__(self, env: StopEnv, session: Mapping[str, str] | None, lines: int) -> None:
+        self.env, self.session, self.lines = env, session, lines
+        self.unit_child = ask_systemd(str(env.unit), session)
+        self.journal_child = ask_journal(env, lines)
+
+    def answers(self) -> tuple[dict[str, str], list[str]]:
+        """(``unit_facts``, the journal tail) of the run."""
+        facts = unit_facts(str(self.env.unit), self.session, self.unit_child)
+        output = journal_tail(str(self.env.invocation_id), self.lines, unit=self.env.unit,
+                              asked=self.journal_child) if self.lines else []
+        return facts, output
+
+    def close(self) -> None:
+        """No helper outlives the hook, whatever happened since they were asked."""
+        for child in (self.unit_child, self.journal_child):
+            programs.discard(child)

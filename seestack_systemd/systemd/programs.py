@@ -63,6 +63,13 @@ def collect(child: subprocess.Popen, timeout: float, text: bool = False) -> subp
     return subprocess.CompletedProcess(child.args, child.returncode, out, err)
 
 
+def discard(child: subprocess.Popen | None) -> None:
+    """Kill and reap a spawned helper whose answer will not be read (an error on the way)."""
+    if child is not None and child.poll() is None:
+        child.kill()
+        child.communicate()
+
+
 def _text(data: bytes) -> str:
     return data.decode("utf-8", "replace").replace("\r\n", "\n").replace("\r", "\n")
 

@@ -4,13 +4,14 @@ enable, list and the environment-file check all go through them. systemctl's out
 is recorded text (systemd 252), fed where programs.py would run the real one."""
 
 import os
+import subprocess
 import tempfile
 import unittest
 from unittest import mock
 
 from seestack_systemd.errors import StateError
 from seestack_systemd.settings import paths
-from seestack_systemd.systemd import ask, nextrun, programs, unitenv, units
+from seestack_systemd.systemd import ask, hook, nextrun, programs, unitenv, units
 
 # `systemctl show -p ... -- job.service job.timer` while job.service's ExecStopPost= runs.
 SERVICE_BLOCK = ("Id=job.service\nInvocationID=0123456789abcdef0123456789abcdef\nTriggeredBy=job.timer\n"
@@ -217,6 +218,49 @@ class ConfigDir(unittest.TestCase):
         self.assertEqual(units.unit_dirs("/stage", True, {"HOME": "/home/u"})[0], "/stage/home/u/.config/systemd/user")
         self.assertEqual(units.dropin_path("a.service", None, False, env),
                          os.path.join("/etc/systemd/system", "a.service.d", "seestack.conf"))
+
+
+class AskedEarly(unittest.TestCase):
+    """finish's questions start before its imports and are read after; none outlives it."""
+
+    ENV = hook.StopEnv.from_environ({"INVOCATION_ID": "0123456789abcdef0123456789abcdef",
+                                     "SERVICE_RESULT": "exit-code", "EXIT_CODE": "exited", "EXIT_STATUS": "1"},
+                                    "job.service")
+
+    def programs(self, systemctl: str, journalctl: str) -> str:
+        """A directory holding stand-in systemctl and journalctl (shell scripts), found where the hooks look."""
+        bin_dir = tempfile.mkdtemp()
+        self.addCleanup(lambda: subprocess.run(["rm", "-rf", bin_dir], check=True))
+        for name, body in (("systemctl", systemctl), ("journalctl", journalctl)):
+            with open(os.path.join(bin_dir, name), "w") as f:
+                f.write(f"#!/bin/sh\necho \"$*\" > {bin_dir}/{name}.args\n{body}\n")
+            os.chmod(os.path.join(bin_dir, name), 0o755)
+        patch = mock.patch.object(programs, "PROGRAM_DIRS", (bin_dir,))
+        patch.start()
+        self.addCleanup(patch.stop)
+        return bin_dir
+
+    def test_journal_read_at_once_when_streams_are_closed(self):
+        """with the unit's streams closed already, the journal read starts with systemctl's; answers reads both"""
+        bin_dir = self.programs(f"printf '%s' '{SERVICE_BLOCK}'", "printf 'first\\nlast line\\n'")
+        with mock.patch.object(ask, "wait_closed", lambda unit, **kw: True):
+            asked = ask.Asked(self.ENV, None, 20)
+        self.assertIsNotNone(asked.journal_child)
+        facts, output = asked.answers()
+        asked.close()
+        self.assertEqual((facts["Id"], output), ("job.service", ["first", "last line"]))
+        with open(os.path.join(bin_dir, "journalctl.args")) as f:
+            self.assertEqual(f.read().split(), ["_SYSTEMD_INVOCATION_ID=0123456789abcdef0123456789abcdef", "-o",
+                                                "cat", "--no-pager", "-q", "-n", "20"])
+
+    def test_close_reaps_what_was_never_read(self):
+        """an error between asking and reading (close without answers) leaves no helper running"""
+        self.programs("exec sleep 30", "exec sleep 30")
+        with mock.patch.object(ask, "wait_closed", lambda unit, **kw: True):
+            asked = ask.Asked(self.ENV, None, 1)
+        children = [asked.unit_child, asked.journal_child]
+        asked.close()
+        self.assertEqual([c.returncode for c in children], [-9, -9])
 
 
 if __name__ == "__main__":
