@@ -29,6 +29,8 @@ import socket
 import time
 from typing import Dict, List, Tuple
 
+from seestack_systemd.systemd.ask import UNIT_PROPERTIES  # benchmarks/fixtures.py put the checkout on sys.path
+
 RELEASE = "debian-12"
 RUNS, WARMUP = 25, 3
 RSS_RUNS = 10
@@ -55,10 +57,8 @@ req = urllib.request.Request("{url}/v1/cron/heartbeats", data=body, method="POST
 with urllib.request.urlopen(req, timeout=10) as r:
     r.read()
 """
-# The properties finish --unit asks systemctl for (systemd/hook.py unit_facts), in one call.
-SHOW_PROPS = ("Id,InvocationID,TriggeredBy,InactiveExitTimestampMonotonic,ExecMainStartTimestampMonotonic,"
-              "TimeoutStopUSec,TimersCalendar,TimersMonotonic,RandomizedDelayUSec,NextElapseUSecRealtime,"
-              "NextElapseUSecMonotonic")
+# The properties finish --unit asks systemctl for (systemd/ask.py), in one call.
+SHOW_PROPS = ",".join(UNIT_PROPERTIES)
 # Peak RSS of one child, from its rusage (the wrapper's own few MiB are below any hook's peak).
 RSS_WRAPPER = ("import os, resource, sys\n"
                "pid = os.posix_spawn(sys.argv[1], sys.argv[1:], os.environ)\n"

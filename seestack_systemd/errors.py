@@ -1,6 +1,6 @@
 """The errors the agent raises on purpose, each with the exit code it stands for.
 
-cli.py's one boundary (``exit_code_for``) turns them into a line and that code; the
+cli/main.py's one boundary (``exit_code_for``) turns them into a line and that code; the
 hooks exit 0 instead unless --strict, since a monitoring failure must not fail a job.
 Anything else that reaches the boundary is a bug of ours, said as one.
 """

@@ -1,10 +1,11 @@
 """``seestack-hook``: the only module that reads argv and the environment, prints,
 and picks exit codes (``exit_code_for`` and ``main``'s handler: the one error boundary).
 
-The command table is grammar.py's; log lines go out through log.py's Output.
+The hooks' lines are read by grammar.fast_parse, the others by parser.py's argparse;
+COMMANDS maps each command to its ``cmd_*``; log lines go out through log.py's Output.
 
-Each ``cmd_*`` imports its own modules: ``start`` runs before every job and loads 27
-modules, not the 130 of ``finish`` nor argparse and the rest of the other commands
+Each ``cmd_*`` imports its own modules: ``start`` runs before every job and loads some 30
+modules, not the 135 of ``finish`` nor argparse and the rest of the other commands
 (tests/unit/across/test_structure.py holds both paths to a budget).
 """
 

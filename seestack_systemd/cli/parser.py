@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
         return parent
 
     common = settings_parent("settings (override the config file and environment)")
+    hooks = settings_parent("settings (override the config file, and the environment but for a hook run as root)")
     dropin = settings_parent("settings (written into the drop-in as flags of both hooks)")
 
     parser = argparse.ArgumentParser(
@@ -40,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.commands = {}  # type: ignore[attr-defined]  # name -> its parser, for its usage on errors
 
     def command(name: str, text: str, settings: bool = True) -> argparse.ArgumentParser:
-        parents = [dropin if name == "enable" else common] if settings else []
+        parents = [dropin if name == "enable" else hooks if name in HOOK_GRAMMAR else common] if settings else []
         p = sub.add_parser(name, parents=parents, help=text, description=text,
                            epilog=f"example:\n  {EXAMPLES[name]}", formatter_class=argparse.RawDescriptionHelpFormatter)
         parser.commands[name] = p  # type: ignore[attr-defined]

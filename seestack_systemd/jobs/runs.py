@@ -1,4 +1,4 @@
-"""The Run of each command that is not a hook (the hooks' comes from systemd.finished_run):
+"""The Run of each command that is not a hook (the hooks' comes from systemd.hook.finished_run):
 ``ping``'s and ``check --send``'s, said by hand, and ``run``'s, from how its command ended."""
 
 from __future__ import annotations

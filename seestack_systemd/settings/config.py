@@ -189,7 +189,8 @@ def _load(environ: dict[str, str], given: dict[str, str | None] | None, with_key
     sources: dict[str, str] = {}
 
     place = paths.defaults(environ, paths.is_user_mode(os.geteuid(), user))
-    explicit = flags.get("config") or environ.get("SEESTACK_CONFIG")
+    config_var = BY_NAME["config"].env
+    explicit = flags.get("config") or environ.get(config_var)
     path = explicit or place["config"]
     file_values: dict[str, str] = {}
     missing = False
@@ -199,7 +200,7 @@ def _load(environ: dict[str, str], given: dict[str, str | None] | None, with_key
         missing = True
         if explicit:
             raise ConfigError(f"config file {path} does not exist; create it or fix"
-                              f" SEESTACK_CONFIG/{flag_name('config')}") from None
+                              f" {config_var}/{flag_name('config')}") from None
         text = ""
     except PermissionError as e:
         if explicit:
@@ -233,7 +234,7 @@ def _load(environ: dict[str, str], given: dict[str, str | None] | None, with_key
     config.config_default = place["config"]
     config.sources = sources
     config.config_source = "command line" if flags.get("config") else \
-        "environment $SEESTACK_CONFIG" if environ.get("SEESTACK_CONFIG") else "default"
+        f"environment ${config_var}" if environ.get(config_var) else "default"
     config.warnings = warnings
     config.environment_trusted = trust_environment
     if with_key:

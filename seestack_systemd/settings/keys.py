@@ -16,6 +16,7 @@ from _collections_abc import Callable
 
 from seestack_systemd.errors import ConfigError, StateError
 from seestack_systemd.files import read_regular
+from seestack_systemd.settings.table import BY_NAME
 
 CREDENTIAL_NAME = "seestack-api-key"
 # systemd makes a unit's credentials directory here, owned by root (systemd.exec(5)).
@@ -93,11 +94,12 @@ def find_key(
     if flags.get("api_key_file"):
         flag = flag_name("api_key_file")
         return _read_key_file(flags["api_key_file"], flag, warnings), f"{flag} {flags['api_key_file']}"
-    if environ.get("SEESTACK_API_KEY"):
-        return _check_key(environ["SEESTACK_API_KEY"], "$SEESTACK_API_KEY"), "environment $SEESTACK_API_KEY"
-    if environ.get("SEESTACK_API_KEY_FILE"):
-        key_path = environ["SEESTACK_API_KEY_FILE"]
-        return _read_key_file(key_path, "$SEESTACK_API_KEY_FILE", warnings), f"file {key_path} ($SEESTACK_API_KEY_FILE)"
+    key_var, file_var = BY_NAME["api_key"].env, BY_NAME["api_key_file"].env
+    if environ.get(key_var):
+        return _check_key(environ[key_var], f"${key_var}"), f"environment ${key_var}"
+    if environ.get(file_var):
+        key_path = environ[file_var]
+        return _read_key_file(key_path, f"${file_var}", warnings), f"file {key_path} (${file_var})"
     credentials = _credentials_dir(environ, trust_environment, unit)
     if credentials:
         cred = os.path.join(credentials, CREDENTIAL_NAME)

@@ -19,10 +19,10 @@ import pwd
 from _collections_abc import Mapping  # os has loaded it; collections.abc is a module more on start's path
 
 from seestack_systemd.errors import UsageError
-from seestack_systemd.settings.table import BY_NAME
+from seestack_systemd.settings.table import TABLE
 
-# The paths whose default differs for a user: the system's are the settings table's defaults.
-SYSTEM = {name: str(BY_NAME[name].default) for name in ("config", "state_dir", "data_dir")}
+# The paths whose default differs for a user (defaults): the system's are the settings table's.
+SYSTEM = {s.name: str(s.default) for s in TABLE if s.user_default}
 HOOK_PATH = "/usr/bin/seestack-hook"  # the Debian package's command
 
 

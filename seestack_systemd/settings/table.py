@@ -20,8 +20,9 @@ class Setting(Record):
     text, seconds, count, bool, choice, path; ``source`` for the settings that say where
     the others come from (the config file, the key), which ``Config`` does not hold as
     values. ``help`` is the command-line flag's help ('' when there is no flag);
-    ``user_default``, the default for a user, where it differs (paths.defaults picks
-    it); ``choices``, a choice's values."""
+    ``user_default``, the default for a user, where it differs, as help shows it
+    (paths.defaults computes it; tests/unit/settings/test_table.py holds the two alike);
+    ``choices``, a choice's values."""
 
     name: str
     default: object

@@ -8,7 +8,7 @@ those, and ``finished_run`` makes the Run from all of it.
 from __future__ import annotations
 
 import time
-from _collections_abc import Mapping  # os has loaded it: finish without --unit imports no collections.abc
+from collections.abc import Mapping
 
 from seestack_systemd.settings.config import Config
 from seestack_systemd.heartbeat import Run, how_it_ended, tail_within

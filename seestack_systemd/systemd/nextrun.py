@@ -19,7 +19,7 @@ Monotonic times become wall time by the offset between the two clocks now.
 from __future__ import annotations
 
 import time
-from _collections_abc import Callable  # os has loaded it: nextrun is on finish's path
+from collections.abc import Callable
 
 ANALYZE_TIMEOUT_S = 2.0
 # systemd's format_timespan() units, in seconds.

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import pwd
 import stat
-from collections.abc import Mapping, Sequence  # hook.py has loaded it on finish's path
+from collections.abc import Mapping, Sequence
 
 SHOW_TIMEOUT_S = 10.0
 
@@ -85,7 +85,7 @@ def _dir_risks(directory: str) -> list[str]:
 def _owner(uid: int) -> str:
     try:
         return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
-    except (KeyError, ImportError):
+    except KeyError:
         return f"uid {uid}"
 
 

@@ -1,6 +1,6 @@
 """A scripted raw-byte HTTP server: it answers each request with exact bytes.
 
-Written for the tests and separate from ``receiver.py`` (which is built on
+Written for the tests and separate from ``receiver/receive.py`` (which is built on
 http.server and answers as the backend would): here each connection gets the
 next item of a script, byte for byte, so the client meets what real servers and
 proxies send, malformed or endless answers included.

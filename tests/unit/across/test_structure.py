@@ -1,4 +1,4 @@
-"""The package's shape, as the README's Development table states it: one module (cli.py)
+"""The package's shape, as the README's Development table states it: one module (cli/main.py)
 that reads the process environment, prints and exits; an import budget for the two
 command lines a drop-in runs around every job; and the import graph: no cycle, and each
 subpackage imports only the layers below it."""

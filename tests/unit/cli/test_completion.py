@@ -1,6 +1,6 @@
 """The bash completion script (packaging/seestack-hook.bash-completion) against the
-argparse grammar: every command and every flag, and nothing else, so that the static
-script cannot drift from grammar.py. Real bash with bash-completion drives it in
+argparse parser: every command and every flag, and nothing else, so that the static
+script cannot drift from parser.py. Real bash with bash-completion drives it in
 tests/e2e/test_completion.py."""
 
 from __future__ import annotations

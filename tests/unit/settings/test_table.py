@@ -9,6 +9,7 @@ import re
 import unittest
 
 from seestack_systemd.files import _SET_ELSEWHERE
+from seestack_systemd.settings import paths
 from seestack_systemd.settings.config import Config
 from seestack_systemd.settings.table import BY_NAME, DROPIN, FLAGS, IN_FILE, TABLE, VALUES, Setting
 
@@ -85,6 +86,17 @@ class SettingsTable(unittest.TestCase):
                 with self.subTest(hint):
                     setting = BY_NAME[name]
                     self.assertEqual(how, ", ".join([setting.env, *[f for f, n in FLAGS.items() if n == name]]))
+
+    def test_user_defaults_as_help_shows_them(self):
+        """a user's default paths, as paths.defaults computes them, are those the table (and so --help) names"""
+        environ = {"HOME": "/home/u", "XDG_RUNTIME_DIR": "/run/user/1000"}
+        computed = paths.defaults(environ, True, 1000)
+        for setting in TABLE:
+            if setting.user_default:
+                with self.subTest(setting.name):
+                    shown = setting.user_default.replace("~", "/home/u").replace("$XDG_RUNTIME_DIR", "/run/user/1000")
+                    self.assertEqual(computed[setting.name], shown)
+        self.assertEqual(sorted(computed), sorted(s.name for s in TABLE if s.user_default))
 
     def test_drop_in_carries_flags_only(self):
         """the drop-in writes only settings a hook takes as flags, and never the key itself"""
