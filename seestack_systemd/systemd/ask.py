@@ -40,14 +40,15 @@ def _own_timer(unit: str) -> str:
 
 def unit_facts(unit: str, session: Mapping[str, str] | None = None, asked: subprocess.Popen | None = None,
                clock: Callable[[], float] = time.time, monotonic: Callable[[], float] = time.monotonic,
-               calendar_next: Callable[[list[str]], list[float | None]] = systemd_calendar_next) -> dict[str, str]:
+               calendar_next: Callable[[list[str]], list[float | None]] = systemd_calendar_next,
+               timeout: float = SYSTEMCTL_TIMEOUT_S) -> dict[str, str]:
     """The unit's invocation, start timestamps, stop timeout and triggering timer (with its
     schedule and, as ``nextRunAt``, its next elapse in Unix time). One ``systemctl show``
     asks for the unit and the timer named after it (``asked``: the one ``ask_systemd``
     started); a timer of another name costs a second. ``session``: the environment of the
     user whose manager to ask (``--user``); None: the system's."""
     guess = _own_timer(unit)
-    own, timer = programs.show([unit, guess], UNIT_PROPERTIES, SYSTEMCTL_TIMEOUT_S, session, asked)
+    own, timer = programs.show([unit, guess], UNIT_PROPERTIES, timeout, session, asked)
     trigger = next((t for t in own.get("TriggeredBy", "").split() if t.endswith(".timer")), "")
     if trigger and trigger != guess:
         timer = programs.show([trigger], UNIT_PROPERTIES, SYSTEMCTL_TIMEOUT_S, session)[0]
@@ -84,7 +85,8 @@ def _journal_args(invocation_id: str, lines: int) -> list[str]:
 
 
 def journal_tail(invocation_id: str, lines: int, sleep: Callable[[float], None] = time.sleep,
-                 unit: str | None = None, asked: subprocess.Popen | None = None) -> list[str]:
+                 unit: str | None = None, asked: subprocess.Popen | None = None,
+                 timeout: float = SYSTEMCTL_TIMEOUT_S) -> list[str]:
     """The last ``lines`` lines this invocation wrote: read once when journald has closed
     ``unit``'s output streams (journal_streams), else read until the journal has settled.
     ``asked``: the read ``ask_journal`` started once they were closed."""
@@ -94,7 +96,8 @@ def journal_tail(invocation_id: str, lines: int, sleep: Callable[[float], None] 
     for _ in range(1 if settled else JOURNAL_MAX_READS):
         try:
             child = asked or programs.spawn("journalctl", argv)
-            out = programs.collect(child, SYSTEMCTL_TIMEOUT_S).stdout.decode("utf-8", "replace")
+            out = programs.collect(child, timeout if child is asked else SYSTEMCTL_TIMEOUT_S).stdout.decode(
+                "utf-8", "replace")
         except (OSError, subprocess.SubprocessError):
             return []
         if out == previous or settled:
@@ -112,15 +115,20 @@ class Asked:
 
     def __init__(self, env: StopEnv, session: Mapping[str, str] | None, lines: int) -> None:
         self.env, self.session, self.lines = env, session, lines
+        self.asked_at = time.monotonic()
         self.unit_child = ask_systemd(str(env.unit), session)
         self.journal_child = ask_journal(env, lines)
 
     def answers(self) -> tuple[dict[str, str], list[str]]:
-        """(``unit_facts``, the journal tail) of the run."""
-        facts = unit_facts(str(self.env.unit), self.session, self.unit_child)
+        """(``unit_facts``, the journal tail) of the run. Both helpers share one SYSTEMCTL_TIMEOUT_S,
+        counted from when they were asked: two slow ones keep the unit's stop waiting once, not twice."""
+        facts = unit_facts(str(self.env.unit), self.session, self.unit_child, timeout=self._left())
         output = journal_tail(str(self.env.invocation_id), self.lines, unit=self.env.unit,
-                              asked=self.journal_child) if self.lines else []
+                              asked=self.journal_child, timeout=self._left()) if self.lines else []
         return facts, output
+
+    def _left(self) -> float:
+        return max(0.0, SYSTEMCTL_TIMEOUT_S - (time.monotonic() - self.asked_at))
 
     def close(self) -> None:
         """No helper outlives the hook, whatever happened since they were asked."""

@@ -6,6 +6,7 @@ is recorded text (systemd 252), fed where programs.py would run the real one."""
 import os
 import subprocess
 import tempfile
+import time
 import unittest
 from unittest import mock
 
@@ -252,6 +253,19 @@ class AskedEarly(unittest.TestCase):
         with open(os.path.join(bin_dir, "journalctl.args")) as f:
             self.assertEqual(f.read().split(), ["_SYSTEMD_INVOCATION_ID=0123456789abcdef0123456789abcdef", "-o",
                                                 "cat", "--no-pager", "-q", "-n", "20"])
+
+    def test_slow_helpers_share_one_timeout(self):
+        """two helpers that never answer cost one timeout, counted from when they were asked, not one each"""
+        self.programs("exec sleep 30", "exec sleep 30")
+        with mock.patch.object(ask, "wait_closed", lambda unit, **kw: True), \
+                mock.patch.object(ask, "SYSTEMCTL_TIMEOUT_S", 0.5):
+            asked = ask.Asked(self.ENV, None, 1)
+            began = time.monotonic()
+            self.assertEqual(asked.answers(), ({}, []))
+            took = time.monotonic() - began
+        asked.close()
+        self.assertLess(took, 0.9, "each helper waited for a timeout of its own")
+        self.assertEqual([c.returncode for c in (asked.unit_child, asked.journal_child)], [-9, -9])
 
     def test_close_reaps_what_was_never_read(self):
         """an error between asking and reading (close without answers) leaves no helper running"""
