@@ -289,8 +289,10 @@ class Groups:
         startup = {row[0] for run in baseline for row in run}
 
         def start_case():
+            # A slug of its own each time: a start that found other runs of its slug still going
+            # would read their records (and import json), which no start of a timer's run does.
             argv, e = self.hook_argv(self.launcher, "start", dict(self.env, INVOCATION_ID=os.urandom(16).hex()),
-                                     "bench-imports")
+                                     f"bench-imports-{os.urandom(4).hex()}")
             return [PY, "-I", "-S", "-X", "importtime", *argv], e
 
         def finish_case():

@@ -341,7 +341,9 @@ def booted(data: dict, m: dict) -> list[str]:
                 ("the rest: settings, start record, stream wait, POST, spool write-ahead, records", rest)]
         out += ["`finish --unit`, taken apart: each part alone minus the nsenter floor (`/bin/true`,"
                 f" {ms(m['part:true'])}); the rest is `finish --unit` minus the others, so it carries their"
-                " noise.", "",
+                " noise. It can be negative: `finish` asks systemctl and journalctl before its imports and reads"
+                " them after (systemd/ask.py), and skips the garbage collector and the interpreter's teardown"
+                " (cli/main.py `entry`), which the imports row, a plain `python3 -IS -c`, still pays.", "",
                 "| part of `finish --unit` | ms | share |", "|---|---:|---:|"]
         out += [f"| {label} | {x * 1000:.1f} | {x / p['finish']:.0%} |" for label, x in rows]
         out.append(f"| `finish --unit` in all | {p['finish'] * 1000:.1f} | 100% |")
