@@ -113,9 +113,10 @@ class Asked:
     started at once; ``answers`` reads them, ``close`` kills and reaps a helper whose answer
     was never read. ``lines``: how many journal lines the heartbeat carries (0: none read)."""
 
-    def __init__(self, env: StopEnv, session: Mapping[str, str] | None, lines: int) -> None:
-        self.env, self.session, self.lines = env, session, lines
-        self.asked_at = time.monotonic()
+    def __init__(self, env: StopEnv, session: Mapping[str, str] | None, lines: int,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.env, self.session, self.lines, self.monotonic = env, session, lines, monotonic
+        self.asked_at = monotonic()
         self.unit_child = ask_systemd(str(env.unit), session)
         self.journal_child = ask_journal(env, lines)
 
@@ -128,7 +129,7 @@ class Asked:
         return facts, output
 
     def _left(self) -> float:
-        return max(0.0, SYSTEMCTL_TIMEOUT_S - (time.monotonic() - self.asked_at))
+        return max(0.0, SYSTEMCTL_TIMEOUT_S - (self.monotonic() - self.asked_at))
 
     def close(self) -> None:
         """No helper outlives the hook, whatever happened since they were asked."""
