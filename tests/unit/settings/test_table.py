@@ -69,6 +69,20 @@ class SettingsTable(unittest.TestCase):
         named = {line.split()[1] for line in environment if line.startswith(".B SEESTACK_")}
         self.assertEqual(named, {s.env for s in TABLE if s.env})
 
+    def test_readme_table(self):
+        """the README's table has a row per setting: the key (the file's own as "(config file)"), its variable, its default"""
+        with open(docs.README, encoding="utf-8") as f:
+            rows = re.findall(r"^\| (`[a-z_]+`|\(config file\)) \| `?([A-Z_]+|none)`? \| ([^|]+) \|", f.read(), re.M)
+        shown = {("config" if key == "(config file)" else key.strip("`")): (env, default.strip()) for key, env, default
+                 in rows}
+        self.assertEqual(sorted(shown), sorted(BY_NAME))
+        for name, (env, default) in shown.items():
+            setting = BY_NAME[name]
+            with self.subTest(name):
+                self.assertEqual(env, setting.env or "none")
+                if setting.default not in (None, ""):
+                    self.assertEqual(default.strip("`"), shown_default(setting))
+
     def test_shipped_config_file(self):
         """packaging/seestack.conf shows each key the file takes, commented out, at its default"""
         with open(CONFFILE, encoding="utf-8") as f:
