@@ -55,8 +55,7 @@ def collect(child: subprocess.Popen, timeout: float, text: bool = False) -> subp
     try:
         out, err = child.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        child.kill()
-        child.communicate()
+        discard(child)
         raise
     if text:  # UTF-8 whatever locale the unit's environment names: it is systemd's output encoding
         out, err = (_text(b) for b in (out, err))
@@ -64,7 +63,7 @@ def collect(child: subprocess.Popen, timeout: float, text: bool = False) -> subp
 
 
 def discard(child: subprocess.Popen | None) -> None:
-    """Kill and reap a spawned helper whose answer will not be read (an error on the way)."""
+    """Kill and reap a spawned helper whose answer will not be read (too late, or an error on the way)."""
     if child is not None and child.poll() is None:
         child.kill()
         child.communicate()
